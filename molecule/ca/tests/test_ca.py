@@ -194,20 +194,24 @@ def test_service_run_by_hand_succeeds(host):
     assert result == "success"
 
 
-def test_cli_renews_a_due_crl_and_service_publishes_it(host):
+def test_cli_rewrites_crl_only_when_due_and_service_publishes_it(host):
     crl = ca_file("services", "crl.pem")
     before = host.check_output(f"openssl crl -in {crl} -noout -crlnumber")
-    # nextUpdate (under 8 days away) is within 8 days: due, so it is rewritten.
-    host.run_expect([0], f"{CLI} crl --ca {BASE}/services --valid-days 9 --renew-before-days 8")
+    # Not due (nextUpdate about 7 days away, renewal 3 days before): untouched.
+    mtime = host.file(crl).mtime
+    host.run_expect([0], f"{CLI} crl --ca {BASE}/services --valid-days 7 --renew-before-days 3")
+    assert host.file(crl).mtime == mtime
+    assert host.check_output(f"openssl crl -in {crl} -noout -crlnumber") == before
+    # Forced: a new CRL with a higher number.
+    host.run_expect([0], f"{CLI} crl --ca {BASE}/services --valid-days 7 --renew-before-days 3 --force")
     after = host.check_output(f"openssl crl -in {crl} -noout -crlnumber")
     assert int(after.split("=")[1], 16) > int(before.split("=")[1], 16)
-    # Not due any more: a second run leaves the file alone.
-    mtime = host.file(crl).mtime
-    host.run_expect([0], f"{CLI} crl --ca {BASE}/services --valid-days 9 --renew-before-days 3")
-    assert host.file(crl).mtime == mtime
-    # The service copies the new CRL to the public directory.
+    # The service copies the new CRL (PEM and DER) to the public directory.
+    assert host.file(f"{PUBLIC}/services.crl.pem").content_string != host.file(crl).content_string
     host.run_expect([0], "systemctl start securestack-pki-crl.service")
     assert host.file(f"{PUBLIC}/services.crl.pem").content_string == host.file(crl).content_string
+    der = host.check_output(f"openssl crl -inform DER -in {PUBLIC}/services.crl -noout -crlnumber")
+    assert der == after
 
 
 def test_cli_fails_on_bad_ca_path(host):
