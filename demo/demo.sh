@@ -2,7 +2,7 @@
 # Demo of securestack.pki.ca: builds the root and services CAs in a systemd
 # container from the local image and shows what it made.
 #   bash demo/demo.sh        # start (or reuse) the container, run the role, report
-#   bash demo/demo.sh down   # remove the container and the collection link
+#   bash demo/demo.sh down   # remove the container
 # Needs `make setup` (the .venv and the securestack/debian:12 image).
 set -euo pipefail
 
@@ -10,20 +10,23 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(dirname "$here")
 container=securestack-demo-ca
 image=securestack/debian:12
-collections="$top/.cache/demo-collections"
+collections="$top/.cache/collections"
 
 if [[ "${1:-}" == down ]]; then
-    docker rm -f "$container" >/dev/null 2>&1 && echo "removed container $container" || echo "no container $container"
-    rm -rf "$collections"
+    if docker rm -f "$container" >/dev/null 2>&1; then
+        echo "removed container $container"
+    else
+        echo "no container $container"
+    fi
     exit 0
 fi
 
 [[ -x "$top/.venv/bin/ansible-playbook" ]] || { echo "demo: run 'make setup' first (.venv missing)" >&2; exit 1; }
 docker image inspect "$image" >/dev/null 2>&1 || { echo "demo: image $image missing; run 'make setup'" >&2; exit 1; }
 
-# The collection from this checkout, as ansible_collections/securestack/pki.
-mkdir -p "$collections/ansible_collections/securestack"
-ln -sfn "$top" "$collections/ansible_collections/securestack/pki"
+# The collection from this checkout, as ansible_collections/securestack/pki
+# under .cache/collections (the same link the Makefile and molecule use).
+bash "$top/scripts/collection-link.sh"
 
 if [[ "$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" != true ]]; then
     docker rm -f "$container" >/dev/null 2>&1 || true
