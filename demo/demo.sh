@@ -47,7 +47,7 @@ echo "== systemd in $container: ${state:-unknown}"
 
 echo "== running the securestack.pki.ca role"
 ANSIBLE_COLLECTIONS_PATH="$collections" \
-ANSIBLE_HOST_KEY_CHECKING=false \
+ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$top/ansible.cfg}" \
     "$top/.venv/bin/ansible-playbook" -i "$here/inventory.yml" "$here/site.yml"
 
 in_ca() { docker exec "$container" "$@"; }
