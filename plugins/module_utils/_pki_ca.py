@@ -1,0 +1,1041 @@
+# Copyright (c) securestack.pki contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection
+# (its modules, its roles and its portal). Breaking changes can occur any time.
+#
+# The CA engine: create or keep a root or subordinate CA, sign CSRs one at a
+# time or in batches, revoke, publish CRLs and report what was issued. Pure
+# Python on `cryptography` 38 or newer, no Ansible imports, so the portal
+# signs with the very same code as the modules.
+#
+# A CA is a directory (mode 0700):
+#   ca.key          the private key, 0600, optionally encrypted
+#   ca.crt          the CA certificate
+#   chain.pem       this CA's certificate and its issuers up to the root
+#   crl.pem/crl.der the current CRL (PEM for servers, DER for HTTP)
+#   ledger.sqlite3  every certificate issued, revocations, CRL numbers
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+from ._pki_files import (
+    DIRECTORY_MODE,
+    KEY_MODE,
+    PUBLIC_MODE,
+    atomic_write,
+    directory_lock,
+    ensure_mode,
+    ensure_private_directory,
+    read_bytes,
+)
+from ._pki_ledger import Entry, Ledger
+from ._pki_policy import (
+    EXTENDED_KEY_USAGES,
+    MAX_BATCH,
+    NamePolicy,
+    PkiError,
+    ValidatedRequest,
+    general_names,
+    get_profile,
+    name_to_string,
+    normalize_domain,
+    validate_ip_range,
+    validate_request,
+)
+
+KEY_FILE = "ca.key"
+CERT_FILE = "ca.crt"
+CHAIN_FILE = "chain.pem"
+CRL_FILE = "crl.pem"
+CRL_DER_FILE = "crl.der"
+
+BACKDATE = datetime.timedelta(minutes=5)
+DEFAULT_CRL_DAYS = 7
+MAX_ROOT_DAYS = 7300
+KEY_TYPES = ("ecdsa", "rsa", "ed25519")
+CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+RSA_SIZES = (2048, 3072, 4096)
+
+REVOCATION_REASONS = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "cACompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+    "aACompromise": x509.ReasonFlags.aa_compromise,
+}
+
+
+# ---------------------------------------------------------------- helpers
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def iso(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str) -> datetime.datetime:
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def cert_not_before(cert: x509.Certificate) -> datetime.datetime:
+    value = getattr(cert, "not_valid_before_utc", None)  # cryptography >= 42
+    return value if value is not None else _aware(cert.not_valid_before)
+
+
+def cert_not_after(cert: x509.Certificate) -> datetime.datetime:
+    value = getattr(cert, "not_valid_after_utc", None)
+    return value if value is not None else _aware(cert.not_valid_after)
+
+
+def crl_next_update(crl: x509.CertificateRevocationList) -> datetime.datetime | None:
+    value = getattr(crl, "next_update_utc", None)
+    if value is not None:
+        return value
+    return None if crl.next_update is None else _aware(crl.next_update)
+
+
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+def normalize_serial(value: str) -> str:
+    cleaned = value.strip().lower().replace(":", "").replace(" ", "")
+    if cleaned.startswith("0x"):
+        cleaned = cleaned[2:]
+    if not cleaned or any(c not in "0123456789abcdef" for c in cleaned):
+        raise PkiError(f"{value!r} is not a serial number in hexadecimal")
+    return serial_hex(int(cleaned, 16))
+
+
+def spki_sha256(public_key: object) -> str:
+    der = public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def pem_of(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def split_pem_certificates(data: bytes) -> list[x509.Certificate]:
+    marker = b"-----END CERTIFICATE-----"
+    certs = []
+    for block in data.split(marker):
+        if b"-----BEGIN CERTIFICATE-----" in block:
+            start = block.index(b"-----BEGIN CERTIFICATE-----")
+            certs.append(x509.load_pem_x509_certificate(block[start:] + marker + b"\n"))
+    return certs
+
+
+def generate_key(key_type: str, key_curve: str = "secp256r1", key_size: int = 3072):  # noqa: ANN201
+    if key_type == "ecdsa":
+        if key_curve not in CURVES:
+            raise PkiError(f"key_curve {key_curve!r} is not supported: use {', '.join(CURVES)}")
+        return ec.generate_private_key(CURVES[key_curve]())
+    if key_type == "rsa":
+        if key_size not in RSA_SIZES:
+            raise PkiError(f"key_size {key_size} is not supported for a CA: use {', '.join(map(str, RSA_SIZES))}")
+        return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise PkiError(f"key_type {key_type!r} is not supported: use {', '.join(KEY_TYPES)}")
+
+
+def describe_key(public_key: object) -> dict:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return {"key_type": "ecdsa", "key_curve": public_key.curve.name}
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return {"key_type": "rsa", "key_size": public_key.key_size}
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return {"key_type": "ed25519"}
+    return {"key_type": type(public_key).__name__}
+
+
+def signature_hash(private_key: object):  # noqa: ANN201
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(private_key, ec.EllipticCurvePrivateKey) and private_key.curve.name == "secp384r1":
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def encode_key(private_key: object, passphrase: str | None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return private_key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+def load_key(data: bytes, passphrase: str | None, where: str):  # noqa: ANN201
+    try:
+        return serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
+    except TypeError:
+        if passphrase:
+            raise PkiError(f"the key of {where} is not encrypted, but a passphrase was given") from None
+        raise PkiError(f"the key of {where} is encrypted: a passphrase is required") from None
+    except ValueError:
+        raise PkiError(f"the key of {where} could not be decrypted: wrong passphrase or damaged file") from None
+
+
+def key_is_encrypted(data: bytes) -> bool:
+    return b"ENCRYPTED" in data.split(b"\n", 1)[0]
+
+
+# --------------------------------------------------------------- settings
+@dataclass
+class AuthoritySettings:
+    """What the operator asks for when creating or keeping a CA."""
+
+    common_name: str
+    organization_name: str | None = None
+    key_type: str = "ecdsa"
+    key_curve: str = "secp256r1"
+    key_size: int = 3072
+    valid_days: int | None = None
+    path_length: int | None = None
+    permitted_domains: list[str] = field(default_factory=list)
+    permitted_ip_ranges: list[str] = field(default_factory=list)
+    crl_url: str | None = None
+    extended_key_usage: list[str] = field(default_factory=list)
+
+    def normalise(self, is_root: bool) -> None:
+        if not self.common_name or not self.common_name.strip():
+            raise PkiError("common_name must not be empty")
+        if self.key_type not in KEY_TYPES:
+            raise PkiError(f"key_type {self.key_type!r} is not supported: use {', '.join(KEY_TYPES)}")
+        if self.valid_days is None:
+            self.valid_days = 3650 if is_root else 1825
+        limit = MAX_ROOT_DAYS if is_root else get_profile("intermediate").max_days
+        if not 1 <= self.valid_days <= limit:
+            raise PkiError(f"valid_days {self.valid_days} refused: a {'root' if is_root else 'subordinate'} CA allows 1 to {limit}")
+        if self.path_length is None:
+            self.path_length = 1 if is_root else 0
+        if self.path_length < 0:
+            raise PkiError("path_length must be zero or more")
+        self.permitted_domains = sorted({normalize_domain(d) for d in self.permitted_domains})
+        self.permitted_ip_ranges = sorted({validate_ip_range(r) for r in self.permitted_ip_ranges})
+        unknown = [u for u in self.extended_key_usage if u not in EXTENDED_KEY_USAGES]
+        if unknown:
+            raise PkiError(f"unknown extended key usage {', '.join(unknown)}: use {', '.join(EXTENDED_KEY_USAGES)}")
+        if self.extended_key_usage and is_root:
+            raise PkiError("extended_key_usage applies to subordinate CAs only")
+        self.extended_key_usage = sorted(set(self.extended_key_usage))
+        if self.crl_url is not None and not self.crl_url.startswith(("http://", "https://")):
+            raise PkiError(f"crl_url {self.crl_url!r} must be an http:// or https:// URL")
+
+
+@dataclass
+class SignSpec:
+    """One request of a batch as the caller gives it."""
+
+    csr: str
+    profile: str = "server"
+    name: str = ""
+    valid_days: int | None = None
+    path_length: int | None = None
+    extended_key_usage: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SignResult:
+    name: str
+    changed: bool
+    serial: str | None
+    certificate: str | None
+    not_after: str | None
+    profile: str
+
+
+@dataclass
+class CrlResult:
+    changed: bool
+    crl: str | None
+    crl_number: int
+    next_update: str | None
+
+
+# ------------------------------------------------------------ extensions
+def _constraints_extension(domains: list[str], ranges: list[str]) -> x509.NameConstraints | None:
+    permitted: list[x509.GeneralName] = [x509.DNSName(d) for d in domains]
+    permitted += [x509.IPAddress(ipaddress.ip_network(r)) for r in ranges]
+    return x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None) if permitted else None
+
+
+def _key_usage(ca: bool, public_key: object) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=(not ca) and isinstance(public_key, rsa.RSAPublicKey),
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _ca_subject(settings: AuthoritySettings) -> x509.Name:
+    attributes = []
+    if settings.organization_name:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.organization_name))
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, settings.common_name))
+    return x509.Name(attributes)
+
+
+def _identity(public_key: object, subject: x509.Name, names: list[str], profile: str, extra: dict) -> str:
+    material = json.dumps(
+        {
+            "spki": spki_sha256(public_key),
+            "subject": name_to_string(subject),
+            "names": sorted(names),
+            "profile": profile,
+            **extra,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+# ----------------------------------------------------------- authority
+class CertificateAuthority:
+    """A CA on disk. Construct with `open()` or `ensure()`."""
+
+    def __init__(self, path: str, passphrase: str | None = None) -> None:
+        self.path = os.path.abspath(path)
+        self.passphrase = passphrase
+        self.ledger = Ledger(self.path)
+        self._key = None
+        cert_data = read_bytes(self._file(CERT_FILE))
+        if cert_data is None:
+            raise PkiError(f"no CA at {self.path}: {CERT_FILE} is missing")
+        self.certificate = x509.load_pem_x509_certificate(cert_data)
+        chain_data = read_bytes(self._file(CHAIN_FILE)) or cert_data
+        self.chain = split_pem_certificates(chain_data)
+        self.ledger.initialise()
+
+    # -- construction ----------------------------------------------------
+    @classmethod
+    def open(cls, path: str, passphrase: str | None = None) -> CertificateAuthority:
+        if not os.path.isdir(path):
+            raise PkiError(f"no CA at {path}: the directory does not exist")
+        return cls(path, passphrase)
+
+    @staticmethod
+    def exists(path: str) -> bool:
+        return os.path.exists(os.path.join(path, CERT_FILE)) and os.path.exists(os.path.join(path, KEY_FILE))
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def key(self):  # noqa: ANN201
+        if self._key is None:
+            data = read_bytes(self._file(KEY_FILE))
+            if data is None:
+                raise PkiError(f"the CA at {self.path} has no key ({KEY_FILE} missing)")
+            self._key = load_key(data, self.passphrase, f"the CA at {self.path}")
+        return self._key
+
+    # -- settings kept in the ledger -------------------------------------
+    def setting(self, key: str, default: object = None) -> object:
+        value = self.ledger.get_meta(f"setting.{key}")
+        return default if value is None else json.loads(value)
+
+    @property
+    def name_policy(self) -> NamePolicy:
+        return NamePolicy(
+            permitted_domains=tuple(self.setting("permitted_domains", [])),  # type: ignore[arg-type]
+            permitted_ip_ranges=tuple(self.setting("permitted_ip_ranges", [])),  # type: ignore[arg-type]
+        )
+
+    @property
+    def path_length(self) -> int | None:
+        return self.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+
+    @property
+    def not_after(self) -> datetime.datetime:
+        return cert_not_after(self.certificate)
+
+    @property
+    def chain_pem(self) -> list[str]:
+        return [pem_of(c) for c in self.chain]
+
+    @property
+    def certificate_pem(self) -> str:
+        return pem_of(self.certificate)
+
+    def summary(self) -> dict:
+        return {
+            "path": self.path,
+            "subject": name_to_string(self.certificate.subject),
+            "issuer": name_to_string(self.certificate.issuer),
+            "serial": serial_hex(self.certificate.serial_number),
+            "not_before": iso(cert_not_before(self.certificate)),
+            "not_after": iso(self.not_after),
+            "path_length": self.path_length,
+            "permitted_domains": list(self.name_policy.permitted_domains),
+            "permitted_ip_ranges": list(self.name_policy.permitted_ip_ranges),
+            "crl_url": self.setting("crl_url"),
+            "certificate": self.certificate_pem,
+            **describe_key(self.certificate.public_key()),
+        }
+
+    # -- ensure (create or keep) -----------------------------------------
+    @classmethod
+    def ensure(
+        cls,
+        path: str,
+        settings: AuthoritySettings,
+        passphrase: str | None = None,
+        parent: str | None = None,
+        parent_passphrase: str | None = None,
+        check_mode: bool = False,
+        now: datetime.datetime | None = None,
+    ) -> tuple[bool, dict, dict]:
+        """Create the CA, or check that the one on disk is what `settings` describe.
+
+        Returns (changed, before, after) where before/after describe the CA for diff mode.
+        """
+        now = now or utcnow()
+        path = os.path.abspath(path)
+        settings.normalise(is_root=parent is None)
+        issuer = None
+        if parent is not None:
+            if os.path.abspath(parent) == path:
+                raise PkiError("a CA cannot be its own parent")
+            issuer = cls.open(parent, parent_passphrase)
+            issuer.check_may_issue_ca(settings.path_length or 0, settings.permitted_domains)
+            # A subordinate CA is never looser than its parent: it inherits the parent's names.
+            settings.permitted_domains = settings.permitted_domains or list(issuer.name_policy.permitted_domains)
+            settings.permitted_ip_ranges = settings.permitted_ip_ranges or list(issuer.name_policy.permitted_ip_ranges)
+        if cls.exists(path):
+            ca = cls(path, passphrase)
+            before = ca.describe_settings()
+            ca.check_identity(settings, issuer)
+            changed = ca.update_settings(settings, issuer, check_mode)
+            return changed, before, ca.describe_settings() if not check_mode else cls._planned(settings, parent)
+        if issuer is not None:
+            issuer.key  # noqa: B018  fail early on a wrong parent passphrase, before writing anything
+        after = cls._planned(settings, parent)
+        if check_mode:
+            return True, {}, after
+        ensure_private_directory(path)
+        with directory_lock(path):
+            if cls.exists(path):  # created by a concurrent process while we waited
+                return cls.ensure(path, settings, passphrase, parent, parent_passphrase, check_mode, now)
+            cls._create(path, settings, passphrase, issuer, now)
+        ca = cls(path, passphrase)
+        return True, {}, ca.describe_settings()
+
+    @staticmethod
+    def _planned(settings: AuthoritySettings, parent: str | None) -> dict:
+        planned = asdict(settings)
+        planned["parent"] = os.path.abspath(parent) if parent else None
+        planned.pop("valid_days", None)
+        return planned
+
+    def describe_settings(self) -> dict:
+        public_key = self.certificate.public_key()
+        org = self.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        cn = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        described = {
+            "common_name": cn[0].value if cn else None,
+            "organization_name": org[0].value if org else None,
+            "key_type": describe_key(public_key)["key_type"],
+            "key_curve": describe_key(public_key).get("key_curve", "secp256r1"),
+            "key_size": describe_key(public_key).get("key_size", 3072),
+            "path_length": self.path_length,
+            "permitted_domains": list(self.setting("permitted_domains", [])),  # type: ignore[call-overload]
+            "permitted_ip_ranges": list(self.setting("permitted_ip_ranges", [])),  # type: ignore[call-overload]
+            "crl_url": self.setting("crl_url"),
+            "extended_key_usage": sorted(self._own_eku()),
+            "parent": self.setting("parent"),
+        }
+        return described
+
+    def _own_eku(self) -> list[str]:
+        try:
+            usages = self.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            return []
+        by_oid = {oid: name for name, oid in EXTENDED_KEY_USAGES.items()}
+        return [by_oid.get(u, u.dotted_string) for u in usages]
+
+    def check_identity(self, settings: AuthoritySettings, issuer: CertificateAuthority | None) -> None:
+        """Refuse to silently turn an existing CA into a different one."""
+        current = self.describe_settings()
+        wanted = self._planned(settings, issuer.path if issuer else None)
+        identity_fields = ["common_name", "organization_name", "key_type", "path_length", "extended_key_usage"]
+        if settings.key_type == "ecdsa":
+            identity_fields.append("key_curve")
+        if settings.key_type == "rsa":
+            identity_fields.append("key_size")
+        differences = [f for f in identity_fields if current[f] != wanted[f]]
+        is_root = self.certificate.issuer == self.certificate.subject
+        if (issuer is None) != is_root or (issuer is not None and self.certificate.issuer != issuer.certificate.subject):
+            differences.append("parent")
+        if _constraints_of(self.certificate) != (settings.permitted_domains, settings.permitted_ip_ranges):
+            differences.append("permitted_domains/permitted_ip_ranges")
+        if differences:
+            details = ", ".join(f"{f}: {current.get(f)!r} -> {wanted.get(f)!r}" for f in differences)
+            raise PkiError(
+                f"the CA at {self.path} exists with a different identity ({details});"
+                " it is never replaced in place: choose another path, or remove it on purpose"
+            )
+
+    def update_settings(self, settings: AuthoritySettings, issuer: CertificateAuthority | None, check_mode: bool) -> bool:
+        changed = False
+        key_data = read_bytes(self._file(KEY_FILE)) or b""
+        if key_is_encrypted(key_data) != bool(self.passphrase):
+            # Re-encrypt (or decrypt) on request: load with what the file needs.
+            if key_is_encrypted(key_data) and not self.passphrase:
+                raise PkiError(f"the key of the CA at {self.path} is encrypted: a passphrase is required")
+            changed = True
+            if not check_mode:
+                plain = load_key(key_data, None, f"the CA at {self.path}")
+                atomic_write(self._file(KEY_FILE), encode_key(plain, self.passphrase), KEY_MODE)
+        else:
+            self.key  # noqa: B018  proves the passphrase is right
+        chain = [self.certificate] + (issuer.chain if issuer else [])
+        chain_data = "".join(pem_of(c) for c in chain).encode()
+        if read_bytes(self._file(CHAIN_FILE)) != chain_data:
+            changed = True
+            if not check_mode:
+                atomic_write(self._file(CHAIN_FILE), chain_data, PUBLIC_MODE)
+                self.chain = chain
+        for name, mode in ((KEY_FILE, KEY_MODE), (CERT_FILE, PUBLIC_MODE), ("ledger.sqlite3", KEY_MODE)):
+            if os.path.exists(self._file(name)) and os.stat(self._file(name)).st_mode & 0o777 != mode:
+                changed = True
+                if not check_mode:
+                    ensure_mode(self._file(name), mode)
+        if os.stat(self.path).st_mode & 0o777 != DIRECTORY_MODE:
+            changed = True
+            if not check_mode:
+                ensure_private_directory(self.path)
+        wanted = {
+            "crl_url": settings.crl_url,
+            "permitted_domains": settings.permitted_domains,
+            "permitted_ip_ranges": settings.permitted_ip_ranges,
+            "parent": issuer.path if issuer else None,
+        }
+        stale = {k: v for k, v in wanted.items() if self.setting(k) != v}
+        if stale:
+            changed = True
+            if not check_mode:
+                with self.ledger.write() as cur:
+                    for key, value in stale.items():
+                        Ledger.set_meta(cur, f"setting.{key}", json.dumps(value))
+        return changed
+
+    @classmethod
+    def _create(
+        cls,
+        path: str,
+        settings: AuthoritySettings,
+        passphrase: str | None,
+        issuer: CertificateAuthority | None,
+        now: datetime.datetime,
+    ) -> None:
+        key_path = os.path.join(path, KEY_FILE)
+        existing_key = read_bytes(key_path)
+        if existing_key is not None:
+            # A previous run stopped between the key and the certificate: keep the key.
+            private_key = load_key(existing_key, passphrase, f"the CA at {path}")
+        else:
+            private_key = generate_key(settings.key_type, settings.key_curve, settings.key_size)
+            atomic_write(key_path, encode_key(private_key, passphrase), KEY_MODE)
+        subject = _ca_subject(settings)
+        if issuer is None:
+            certificate = _build_certificate(
+                subject=subject,
+                issuer_subject=subject,
+                public_key=private_key.public_key(),
+                signing_key=private_key,
+                issuer_public_key=private_key.public_key(),
+                serial=x509.random_serial_number(),
+                not_before=now - BACKDATE,
+                not_after=now + datetime.timedelta(days=settings.valid_days or 3650),
+                ca=True,
+                path_length=settings.path_length,
+                eku=(),
+                names=[],
+                crl_url=None,
+                constraints=_constraints_extension(settings.permitted_domains, settings.permitted_ip_ranges),
+            )
+            chain = [certificate]
+        else:
+            certificate = issuer.issue_subordinate(private_key.public_key(), subject, settings, now)
+            chain = [certificate] + issuer.chain
+        atomic_write(os.path.join(path, CERT_FILE), pem_of(certificate).encode(), PUBLIC_MODE)
+        atomic_write(os.path.join(path, CHAIN_FILE), "".join(pem_of(c) for c in chain).encode(), PUBLIC_MODE)
+        ca = cls(path, passphrase)
+        with ca.ledger.write() as cur:
+            for key, value in {
+                "crl_url": settings.crl_url,
+                "permitted_domains": settings.permitted_domains,
+                "permitted_ip_ranges": settings.permitted_ip_ranges,
+                "parent": issuer.path if issuer else None,
+            }.items():
+                Ledger.set_meta(cur, f"setting.{key}", json.dumps(value))
+        ca.refresh_crl(valid_days=DEFAULT_CRL_DAYS, force=True, now=now)
+
+    # -- issuing ---------------------------------------------------------
+    def check_may_issue_ca(self, path_length: int, domains: list[str]) -> None:
+        own = self.path_length
+        if own is not None and path_length >= own:
+            raise PkiError(
+                f"the CA at {self.path} has path length {own}: it may only sign subordinate CAs"
+                f" with a path length below {own} (asked: {path_length})"
+            )
+        policy = self.name_policy
+        for domain in domains:
+            policy.check_dns(domain)
+
+    def issue_subordinate(
+        self, public_key: object, subject: x509.Name, settings: AuthoritySettings, now: datetime.datetime
+    ) -> x509.Certificate:
+        """Sign a subordinate CA created on this host (ca_authority with `parent`)."""
+        self.check_may_issue_ca(settings.path_length or 0, settings.permitted_domains)
+        domains = settings.permitted_domains
+        ranges = settings.permitted_ip_ranges
+        not_after = min(now + datetime.timedelta(days=settings.valid_days or 1825), self.not_after)
+        serial, cert = self._issue_and_record(
+            name=settings.common_name,
+            profile="intermediate",
+            subject=subject,
+            public_key=public_key,
+            names=[],
+            not_before=now - BACKDATE,
+            not_after=not_after,
+            path_length=settings.path_length,
+            eku=tuple(settings.extended_key_usage),
+            constraints=_constraints_extension(domains, ranges),
+            now=now,
+        )
+        del serial
+        return cert
+
+    def _issue_and_record(self, name: str, profile: str, subject: x509.Name, public_key: object, names: list[str],
+                          not_before: datetime.datetime, not_after: datetime.datetime, path_length: int | None,
+                          eku: tuple[str, ...], constraints: x509.NameConstraints | None,
+                          now: datetime.datetime) -> tuple[str, x509.Certificate]:
+        extra = {"path_length": path_length, "eku": list(eku)} if profile == "intermediate" else {}
+        identity = _identity(public_key, subject, names, profile, extra)
+        with self.ledger.write() as cur:
+            batch_id = Ledger.new_batch(cur, iso(now), 1)
+            serial = self._free_serial(cur)
+            cert = _build_certificate(
+                subject=subject,
+                issuer_subject=self.certificate.subject,
+                public_key=public_key,
+                signing_key=self.key,
+                issuer_public_key=self.certificate.public_key(),
+                serial=serial,
+                not_before=not_before,
+                not_after=not_after,
+                ca=profile == "intermediate",
+                path_length=path_length,
+                eku=eku,
+                names=[],
+                crl_url=self.setting("crl_url"),  # type: ignore[arg-type]
+                constraints=constraints,
+            )
+            Ledger.insert(cur, self._entry(cert, identity, name, profile, names, batch_id))
+            Ledger.close_batch(cur, batch_id, 1)
+        return serial_hex(serial), cert
+
+    @staticmethod
+    def _free_serial(cur) -> int:  # noqa: ANN001
+        while True:
+            serial = x509.random_serial_number()  # 159 random bits
+            if not Ledger.serial_taken(cur, serial_hex(serial)):
+                return serial
+
+    def _entry(self, cert: x509.Certificate, identity: str, name: str, profile: str, names: list[str],
+               batch_id: int | None) -> Entry:
+        return Entry(
+            serial=serial_hex(cert.serial_number),
+            identity=identity,
+            name=name,
+            profile=profile,
+            subject=name_to_string(cert.subject),
+            names=names,
+            spki_sha256=spki_sha256(cert.public_key()),
+            not_before=iso(cert_not_before(cert)),
+            not_after=iso(cert_not_after(cert)),
+            pem=pem_of(cert),
+            batch_id=batch_id,
+            revoked_at=None,
+            revocation_reason=None,
+        )
+
+    def validate(self, specs: list[SignSpec], allowed_domains: list[str] | None = None) -> list[ValidatedRequest]:
+        """Check every request before anything is signed: one bad request stops the batch."""
+        if len(specs) > MAX_BATCH:
+            raise PkiError(f"a batch of {len(specs)} requests refused: at most {MAX_BATCH} per call")
+        policy = self.name_policy
+        if allowed_domains:
+            narrowed = [normalize_domain(d) for d in allowed_domains]
+            for domain in narrowed:
+                policy.check_dns(domain)
+            policy = NamePolicy(tuple(narrowed), policy.permitted_ip_ranges)
+        validated = []
+        for index, spec in enumerate(specs):
+            label = spec.name or f"#{index + 1}"
+            try:
+                profile = get_profile(spec.profile)
+                request = validate_request(
+                    spec.csr,
+                    profile,
+                    policy,
+                    valid_days=spec.valid_days,
+                    name=spec.name,
+                    path_length=spec.path_length,
+                    extended_key_usage=spec.extended_key_usage,
+                )
+                if profile.ca:
+                    self.check_may_issue_ca(request.path_length or 0, [])
+            except PkiError as exc:
+                raise PkiError(f"request {label}: {exc}") from None
+            validated.append(request)
+        return validated
+
+    def sign(
+        self,
+        specs: list[SignSpec],
+        renew_before_days: int = 30,
+        check_mode: bool = False,
+        now: datetime.datetime | None = None,
+        allowed_domains: list[str] | None = None,
+    ) -> list[SignResult]:
+        """Sign a batch in one transaction. Same key, names and profile: same certificate back,
+        until it enters its renewal window."""
+        now = now or utcnow()
+        if renew_before_days < 0:
+            raise PkiError("renew_before_days must be zero or more")
+        requests = self.validate(specs, allowed_domains)
+        for request in requests:
+            if renew_before_days >= request.valid_for.days:
+                raise PkiError(
+                    f"request {request.name or request.subject.rfc4514_string()}: renew_before_days"
+                    f" ({renew_before_days}) must be shorter than the validity ({request.valid_for.days} days),"
+                    " or every run would issue a new certificate"
+                )
+        renew_at = datetime.timedelta(days=renew_before_days)
+        if check_mode:
+            return [self._plan(r, now, renew_at) for r in requests]
+        if not requests:
+            return []
+        results = []
+        key = self.key
+        issuer_public_key = self.certificate.public_key()
+        crl_url = self.setting("crl_url")
+        with self.ledger.write() as cur:
+            batch_id = Ledger.new_batch(cur, iso(now), len(requests))
+            issued = 0
+            for request in requests:
+                identity = self._request_identity(request)
+                current = Ledger.current_for_identity(cur, identity)
+                if current is not None and parse_iso(current.not_after) - renew_at > now:
+                    results.append(SignResult(request.name, False, current.serial, current.pem, current.not_after,
+                                              request.profile.name))
+                    continue
+                serial = self._free_serial(cur)
+                cert = _build_certificate(
+                    subject=request.subject,
+                    issuer_subject=self.certificate.subject,
+                    public_key=request.csr.public_key(),
+                    signing_key=key,
+                    issuer_public_key=issuer_public_key,
+                    serial=serial,
+                    not_before=now - BACKDATE,
+                    not_after=min(now + request.valid_for, self.not_after),
+                    ca=request.profile.ca,
+                    path_length=request.path_length,
+                    eku=request.extended_key_usage,
+                    names=general_names(request),
+                    crl_url=crl_url,  # type: ignore[arg-type]
+                    constraints=(
+                        _constraints_extension(list(self.name_policy.permitted_domains),
+                                               list(self.name_policy.permitted_ip_ranges))
+                        if request.profile.ca else None
+                    ),
+                )
+                entry = self._entry(cert, identity, request.name, request.profile.name, request.names, batch_id)
+                Ledger.insert(cur, entry)
+                issued += 1
+                results.append(SignResult(request.name, True, entry.serial, entry.pem, entry.not_after,
+                                          request.profile.name))
+            Ledger.close_batch(cur, batch_id, issued)
+        return results
+
+    def _request_identity(self, request: ValidatedRequest) -> str:
+        extra = (
+            {"path_length": request.path_length, "eku": list(request.extended_key_usage)}
+            if request.profile.ca
+            else {}
+        )
+        return _identity(request.csr.public_key(), request.subject, request.names, request.profile.name, extra)
+
+    def _plan(self, request: ValidatedRequest, now: datetime.datetime, renew_at: datetime.timedelta) -> SignResult:
+        current = Ledger.current_for_identity(self.ledger.connect().cursor(), self._request_identity(request))
+        if current is not None and parse_iso(current.not_after) - renew_at > now:
+            return SignResult(request.name, False, current.serial, current.pem, current.not_after, request.profile.name)
+        return SignResult(request.name, True, None, None, None, request.profile.name)
+
+    # -- revocation and CRLs ---------------------------------------------
+    def find_serial(self, serial: str | None = None, certificate: str | None = None) -> str:
+        if (serial is None) == (certificate is None):
+            raise PkiError("give exactly one of serial or certificate")
+        if certificate is not None:
+            try:
+                cert = x509.load_pem_x509_certificate(certificate.strip().encode() + b"\n")
+            except Exception as exc:
+                raise PkiError(f"certificate is not a PEM certificate: {exc}") from None
+            if cert.issuer != self.certificate.subject:
+                raise PkiError(f"the certificate was issued by {name_to_string(cert.issuer)}, not by this CA")
+            serial = serial_hex(cert.serial_number)
+        wanted = normalize_serial(serial or "")
+        entry = self.ledger.get(wanted)
+        if entry is None:
+            raise PkiError(f"serial {wanted} was not issued by the CA at {self.path}")
+        if certificate is not None and entry.pem.strip() != certificate.strip():
+            raise PkiError(f"serial {wanted} is in the ledger, but with another certificate: refusing")
+        return wanted
+
+    def revoke(
+        self,
+        serial: str | None = None,
+        certificate: str | None = None,
+        reason: str = "unspecified",
+        check_mode: bool = False,
+        now: datetime.datetime | None = None,
+    ) -> tuple[bool, Entry]:
+        now = now or utcnow()
+        if reason not in REVOCATION_REASONS:
+            raise PkiError(f"unknown revocation reason {reason!r}: use one of {', '.join(REVOCATION_REASONS)}")
+        wanted = self.find_serial(serial, certificate)
+        entry = self.ledger.get(wanted)
+        assert entry is not None  # noqa: S101  find_serial checked it
+        if entry.revoked_at is not None:
+            return False, entry
+        if check_mode:
+            return True, entry
+        self.key  # noqa: B018  the CRL must be rewritten: fail before marking anything
+        with self.ledger.write() as cur:
+            Ledger.mark_revoked(cur, wanted, iso(now), reason)
+        self.refresh_crl(force=True, now=now)
+        return True, self.ledger.get(wanted)  # type: ignore[return-value]
+
+    def _revocation_digest(self) -> str:
+        return self._revocation_digest_from(self.ledger.revoked())
+
+    def current_crl(self) -> x509.CertificateRevocationList | None:
+        data = read_bytes(self._file(CRL_FILE))
+        if data is None:
+            return None
+        try:
+            return x509.load_pem_x509_crl(data)
+        except ValueError:
+            return None
+
+    def current_crl_pem(self) -> str:
+        crl = self.current_crl()
+        return "" if crl is None else crl.public_bytes(serialization.Encoding.PEM).decode()
+
+    def crl_needs_refresh(self, renew_before_days: int, now: datetime.datetime) -> bool:
+        crl = self.current_crl()
+        if crl is None or crl.issuer != self.certificate.subject:
+            return True
+        if not crl.is_signature_valid(self.certificate.public_key()):
+            return True
+        next_update = crl_next_update(crl)
+        if next_update is None or next_update - datetime.timedelta(days=renew_before_days) <= now:
+            return True
+        if self.ledger.get_meta("crl.revoked_digest") != self._revocation_digest():
+            return True
+        der = read_bytes(self._file(CRL_DER_FILE))
+        return der != crl.public_bytes(serialization.Encoding.DER)
+
+    def refresh_crl(
+        self,
+        valid_days: int | None = None,
+        renew_before_days: int = 3,
+        force: bool = False,
+        check_mode: bool = False,
+        now: datetime.datetime | None = None,
+    ) -> CrlResult:
+        now = now or utcnow()
+        days = valid_days if valid_days is not None else int(self.ledger.get_meta("crl.valid_days") or DEFAULT_CRL_DAYS)
+        if days < 1:
+            raise PkiError("the CRL validity must be at least one day")
+        if renew_before_days >= days:
+            raise PkiError(
+                f"renew_before_days ({renew_before_days}) must be shorter than the CRL validity ({days} days),"
+                " or every run would rewrite the CRL"
+            )
+        if not force and not self.crl_needs_refresh(renew_before_days, now):
+            crl = self.current_crl()
+            assert crl is not None  # noqa: S101
+            return CrlResult(False, crl.public_bytes(serialization.Encoding.PEM).decode(),
+                             int(self.ledger.get_meta("crl.number") or 0), iso(crl_next_update(crl)))  # type: ignore[arg-type]
+        if check_mode:
+            return CrlResult(True, None, int(self.ledger.get_meta("crl.number") or 0) + 1,
+                             iso(now + datetime.timedelta(days=days)))
+        key = self.key
+        with self.ledger.write() as cur:
+            number = int(self.ledger.get_meta("crl.number", cur) or 0) + 1
+            revoked = self.ledger.revoked(cur)
+            next_update = now + datetime.timedelta(days=days)
+            builder = (
+                x509.CertificateRevocationListBuilder()
+                .issuer_name(self.certificate.subject)
+                .last_update(now - BACKDATE)
+                .next_update(next_update)
+                .add_extension(x509.CRLNumber(number), critical=False)
+                .add_extension(_authority_key_identifier(self.certificate.public_key()), critical=False)
+            )
+            for entry in revoked:
+                revoked_builder = (
+                    x509.RevokedCertificateBuilder()
+                    .serial_number(int(entry.serial, 16))
+                    .revocation_date(parse_iso(entry.revoked_at or iso(now)))
+                )
+                if entry.revocation_reason and entry.revocation_reason != "unspecified":
+                    revoked_builder = revoked_builder.add_extension(
+                        x509.CRLReason(REVOCATION_REASONS[entry.revocation_reason]), critical=False
+                    )
+                builder = builder.add_revoked_certificate(revoked_builder.build())
+            crl = builder.sign(key, signature_hash(key))
+            pem = crl.public_bytes(serialization.Encoding.PEM)
+            atomic_write(self._file(CRL_FILE), pem, PUBLIC_MODE)
+            atomic_write(self._file(CRL_DER_FILE), crl.public_bytes(serialization.Encoding.DER), PUBLIC_MODE)
+            Ledger.set_meta(cur, "crl.number", str(number))
+            Ledger.set_meta(cur, "crl.valid_days", str(days))
+            Ledger.set_meta(cur, "crl.revoked_digest", self._revocation_digest_from(revoked))
+        return CrlResult(True, pem.decode(), number, iso(next_update))
+
+    @staticmethod
+    def _revocation_digest_from(revoked: list[Entry]) -> str:
+        material = json.dumps([(e.serial, e.revocation_reason, e.revoked_at) for e in revoked])
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    # -- reporting -------------------------------------------------------
+    def inventory(self, now: datetime.datetime | None = None) -> list[dict]:
+        now = now or utcnow()
+        listed = []
+        for entry in self.ledger.all():
+            if entry.revoked_at:
+                status = "revoked"
+            elif parse_iso(entry.not_after) <= now:
+                status = "expired"
+            else:
+                status = "valid"
+            listed.append(
+                {
+                    "serial": entry.serial,
+                    "name": entry.name,
+                    "subject": entry.subject,
+                    "names": entry.names,
+                    "profile": entry.profile,
+                    "not_before": entry.not_before,
+                    "not_after": entry.not_after,
+                    "status": status,
+                    "revoked_at": entry.revoked_at,
+                    "revocation_reason": entry.revocation_reason,
+                }
+            )
+        return listed
+
+
+def _constraints_of(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return [], []
+    subtrees = constraints.permitted_subtrees or []
+    domains = sorted(n.value for n in subtrees if isinstance(n, x509.DNSName))
+    ranges = sorted(str(n.value) for n in subtrees if isinstance(n, x509.IPAddress))
+    return domains, ranges
+
+
+def _authority_key_identifier(issuer_public_key: object) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+        x509.SubjectKeyIdentifier.from_public_key(issuer_public_key)  # type: ignore[arg-type]
+    )
+
+
+def _build_certificate(
+    *,
+    subject: x509.Name,
+    issuer_subject: x509.Name,
+    public_key: object,
+    signing_key: object,
+    issuer_public_key: object,
+    serial: int,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+    ca: bool,
+    path_length: int | None,
+    eku: tuple[str, ...],
+    names: list[x509.GeneralName],
+    crl_url: str | None,
+    constraints: x509.NameConstraints | None,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_subject)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True)
+        .add_extension(_key_usage(ca, public_key), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
+    )
+    builder = builder.add_extension(_authority_key_identifier(issuer_public_key), critical=False)
+    if eku:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([EXTENDED_KEY_USAGES[u] for u in eku]), critical=False
+        )
+    if names:
+        # RFC 5280 4.2.1.6: the extension is critical when the subject is empty.
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=len(subject) == 0)
+    if constraints is not None:
+        builder = builder.add_extension(constraints, critical=True)
+    if crl_url:
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
+            ),
+            critical=False,
+        )
+    return builder.sign(signing_key, signature_hash(signing_key))  # type: ignore[arg-type]
