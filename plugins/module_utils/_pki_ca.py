@@ -52,6 +52,7 @@ from ._pki_policy import (
     get_profile,
     name_to_string,
     normalize_domain,
+    spki_sha256,
     validate_ip_range,
     validate_request,
 )
@@ -126,13 +127,6 @@ def normalize_serial(value: str) -> str:
     if not cleaned or any(c not in "0123456789abcdef" for c in cleaned):
         raise PkiError(f"{value!r} is not a serial number in hexadecimal")
     return serial_hex(int(cleaned, 16))
-
-
-def spki_sha256(public_key: object) -> str:
-    der = public_key.public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
 
 
 def pem_of(cert: x509.Certificate) -> str:
@@ -309,10 +303,10 @@ def _ca_subject(settings: AuthoritySettings) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _identity(public_key: object, subject: x509.Name, names: list[str], profile: str, extra: dict) -> str:
+def _identity(spki: str, subject: x509.Name, names: list[str], profile: str, extra: dict) -> str:
     material = json.dumps(
         {
-            "spki": spki_sha256(public_key),
+            "spki": spki,
             "subject": name_to_string(subject),
             "names": sorted(names),
             "profile": profile,
@@ -578,7 +572,7 @@ class CertificateAuthority:
                 issuer_subject=subject,
                 public_key=private_key.public_key(),
                 signing_key=private_key,
-                issuer_public_key=private_key.public_key(),
+                authority_key_id=_authority_key_identifier(private_key.public_key()),
                 serial=x509.random_serial_number(),
                 not_before=now - BACKDATE,
                 not_after=now + datetime.timedelta(days=settings.valid_days or 3650),
@@ -626,7 +620,7 @@ class CertificateAuthority:
         domains = settings.permitted_domains
         ranges = settings.permitted_ip_ranges
         not_after = min(now + datetime.timedelta(days=settings.valid_days or 1825), self.not_after)
-        serial, cert = self._issue_and_record(
+        return self._issue_and_record(
             name=settings.common_name,
             profile="intermediate",
             subject=subject,
@@ -639,15 +633,13 @@ class CertificateAuthority:
             constraints=_constraints_extension(domains, ranges),
             now=now,
         )
-        del serial
-        return cert
 
     def _issue_and_record(self, name: str, profile: str, subject: x509.Name, public_key: object, names: list[str],
                           not_before: datetime.datetime, not_after: datetime.datetime, path_length: int | None,
                           eku: tuple[str, ...], constraints: x509.NameConstraints | None,
-                          now: datetime.datetime) -> tuple[str, x509.Certificate]:
+                          now: datetime.datetime) -> x509.Certificate:
         extra = {"path_length": path_length, "eku": list(eku)} if profile == "intermediate" else {}
-        identity = _identity(public_key, subject, names, profile, extra)
+        identity = _identity(spki_sha256(public_key), subject, names, profile, extra)
         with self.ledger.write() as cur:
             batch_id = Ledger.new_batch(cur, iso(now), 1)
             serial = self._free_serial(cur)
@@ -656,7 +648,7 @@ class CertificateAuthority:
                 issuer_subject=self.certificate.subject,
                 public_key=public_key,
                 signing_key=self.key,
-                issuer_public_key=self.certificate.public_key(),
+                authority_key_id=_authority_key_identifier(self.certificate.public_key()),
                 serial=serial,
                 not_before=not_before,
                 not_after=not_after,
@@ -667,9 +659,10 @@ class CertificateAuthority:
                 crl_url=self.setting("crl_url"),  # type: ignore[arg-type]
                 constraints=constraints,
             )
-            Ledger.insert(cur, self._entry(cert, identity, name, profile, names, batch_id))
+            Ledger.insert(cur, self._entry(cert, identity, name, profile, names, batch_id, spki_sha256(public_key),
+                                           not_before, not_after))
             Ledger.close_batch(cur, batch_id, 1)
-        return serial_hex(serial), cert
+        return cert
 
     @staticmethod
     def _free_serial(cur) -> int:  # noqa: ANN001
@@ -678,8 +671,10 @@ class CertificateAuthority:
             if not Ledger.serial_taken(cur, serial_hex(serial)):
                 return serial
 
-    def _entry(self, cert: x509.Certificate, identity: str, name: str, profile: str, names: list[str],
-               batch_id: int | None) -> Entry:
+    @staticmethod
+    def _entry(cert: x509.Certificate, identity: str, name: str, profile: str, names: list[str],
+               batch_id: int | None, spki: str, not_before: datetime.datetime,
+               not_after: datetime.datetime) -> Entry:
         return Entry(
             serial=serial_hex(cert.serial_number),
             identity=identity,
@@ -687,9 +682,9 @@ class CertificateAuthority:
             profile=profile,
             subject=name_to_string(cert.subject),
             names=names,
-            spki_sha256=spki_sha256(cert.public_key()),
-            not_before=iso(cert_not_before(cert)),
-            not_after=iso(cert_not_after(cert)),
+            spki_sha256=spki,
+            not_before=iso(not_before),
+            not_after=iso(not_after),
             pem=pem_of(cert),
             batch_id=batch_id,
             revoked_at=None,
@@ -755,8 +750,11 @@ class CertificateAuthority:
             return []
         results = []
         key = self.key
-        issuer_public_key = self.certificate.public_key()
+        authority_key_id = _authority_key_identifier(self.certificate.public_key())
         crl_url = self.setting("crl_url")
+        policy = self.name_policy
+        subordinate_constraints = _constraints_extension(list(policy.permitted_domains),
+                                                         list(policy.permitted_ip_ranges))
         with self.ledger.write() as cur:
             batch_id = Ledger.new_batch(cur, iso(now), len(requests))
             issued = 0
@@ -767,28 +765,25 @@ class CertificateAuthority:
                     results.append(SignResult(request.name, False, current.serial, current.pem, current.not_after,
                                               request.profile.name))
                     continue
-                serial = self._free_serial(cur)
+                not_before, not_after = now - BACKDATE, min(now + request.valid_for, self.not_after)
                 cert = _build_certificate(
                     subject=request.subject,
                     issuer_subject=self.certificate.subject,
-                    public_key=request.csr.public_key(),
+                    public_key=request.public_key,
                     signing_key=key,
-                    issuer_public_key=issuer_public_key,
-                    serial=serial,
-                    not_before=now - BACKDATE,
-                    not_after=min(now + request.valid_for, self.not_after),
+                    authority_key_id=authority_key_id,
+                    serial=self._free_serial(cur),
+                    not_before=not_before,
+                    not_after=not_after,
                     ca=request.profile.ca,
                     path_length=request.path_length,
                     eku=request.extended_key_usage,
                     names=general_names(request),
                     crl_url=crl_url,  # type: ignore[arg-type]
-                    constraints=(
-                        _constraints_extension(list(self.name_policy.permitted_domains),
-                                               list(self.name_policy.permitted_ip_ranges))
-                        if request.profile.ca else None
-                    ),
+                    constraints=subordinate_constraints if request.profile.ca else None,
                 )
-                entry = self._entry(cert, identity, request.name, request.profile.name, request.names, batch_id)
+                entry = self._entry(cert, identity, request.name, request.profile.name, request.names, batch_id,
+                                    request.spki_sha256, not_before, not_after)
                 Ledger.insert(cur, entry)
                 issued += 1
                 results.append(SignResult(request.name, True, entry.serial, entry.pem, entry.not_after,
@@ -802,7 +797,7 @@ class CertificateAuthority:
             if request.profile.ca
             else {}
         )
-        return _identity(request.csr.public_key(), request.subject, request.names, request.profile.name, extra)
+        return _identity(request.spki_sha256, request.subject, request.names, request.profile.name, extra)
 
     def _plan(self, request: ValidatedRequest, now: datetime.datetime, renew_at: datetime.timedelta) -> SignResult:
         current = Ledger.current_for_identity(self.ledger.connect().cursor(), self._request_identity(request))
@@ -998,7 +993,7 @@ def _build_certificate(
     issuer_subject: x509.Name,
     public_key: object,
     signing_key: object,
-    issuer_public_key: object,
+    authority_key_id: x509.AuthorityKeyIdentifier,
     serial: int,
     not_before: datetime.datetime,
     not_after: datetime.datetime,
@@ -1021,7 +1016,7 @@ def _build_certificate(
         .add_extension(_key_usage(ca, public_key), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
     )
-    builder = builder.add_extension(_authority_key_identifier(issuer_public_key), critical=False)
+    builder = builder.add_extension(authority_key_id, critical=False)
     if eku:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([EXTENDED_KEY_USAGES[u] for u in eku]), critical=False

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -213,6 +215,8 @@ class ValidatedRequest:
     ip_addresses: list[str] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     valid_for: datetime.timedelta = datetime.timedelta(days=90)
+    public_key: object = None
+    spki_sha256: str = ""
     path_length: int | None = None
     extended_key_usage: tuple[str, ...] = ()
 
@@ -279,7 +283,8 @@ def validate_request(
 ) -> ValidatedRequest:
     """Parse and check one request against the profile and the CA's names."""
     csr = load_csr(csr_data)
-    check_public_key(csr.public_key(), profile)
+    public_key = csr.public_key()
+    check_public_key(public_key, profile)
     _refuse_ca_request(csr, profile)
     subject = _subject_of(csr)
 
@@ -295,6 +300,8 @@ def validate_request(
         csr=csr,
         subject=subject,
         valid_for=datetime.timedelta(days=days),
+        public_key=public_key,
+        spki_sha256=spki_sha256(public_key),
     )
     general_names = _requested_names(csr)
     if len(general_names) > MAX_NAMES:
@@ -360,6 +367,14 @@ def general_names(request: ValidatedRequest) -> list[x509.GeneralName]:
     names += [x509.IPAddress(ipaddress.ip_address(n)) for n in request.ip_addresses]
     names += [x509.RFC822Name(n) for n in request.emails]
     return names
+
+
+def spki_sha256(public_key: object) -> str:
+    """SHA-256 of the DER SubjectPublicKeyInfo: the key's identity in the ledger."""
+    der = public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
 
 
 def name_to_string(name: x509.Name) -> str:

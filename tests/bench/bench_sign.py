@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+# Copyright (c) securestack.pki contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Batch signing benchmark (`make bench`): one run, side by side, ratios rather than bare numbers.
+
+For each CA key type it times, on the same 1000 CSRs:
+  raw        cryptography alone in this process: load each CSR, build a certificate with the same
+             extensions, sign it (no policy, no ledger): the ceiling;
+  engine     the engine's batch sign in this process (policy, CSR signature check, ledger);
+  ca_sign    the ca_sign module run as Ansible runs it (a separate process, JSON in and out),
+             with 1000 requests in one call, and its fixed start-up cost measured with 1 request;
+  single     ca_sign called once per CSR (20 calls): what a per-certificate loop costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
+import conftest  # noqa: E402,F401  (puts the checkout on sys.path as ansible_collections.securestack.pki)
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: E402
+from helpers import make_csr  # noqa: E402
+
+from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import (  # noqa: E402
+    AuthoritySettings,
+    CertificateAuthority,
+    SignSpec,
+)
+
+
+def raw_sign(ca: CertificateAuthority, csrs: list[str], verify: bool = False) -> float:
+    key, issuer = ca.key, ca.certificate
+    issuer_ski = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key())
+    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+    algorithm = None if "ed25519" in type(key).__name__.lower() else hashes.SHA256()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = time.perf_counter()
+    for pem in csrs:
+        csr = x509.load_pem_x509_csr(pem.encode())
+        if verify and not csr.is_signature_valid:
+            raise SystemExit("a benchmark CSR does not verify")
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(issuer.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=90))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(san, critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
+            .add_extension(aki, critical=False)
+            .sign(key, algorithm)
+        )
+    return time.perf_counter() - start
+
+
+def module_call(args: dict, workdir: str) -> tuple[float, dict]:
+    collections = os.path.join(ROOT, ".cache", "unit-collections")
+    arg_file = os.path.join(workdir, "args.json")
+    with open(arg_file, "w") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ansible_collections.securestack.pki.plugins.modules.ca_sign", arg_file],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": collections}, check=False,
+    )
+    elapsed = time.perf_counter() - start
+    result = json.loads(proc.stdout)
+    if result.get("failed"):
+        raise SystemExit(f"ca_sign failed: {result['msg']}")
+    return elapsed, result
+
+
+def bench(key_type: str, csrs: list[str], singles: int, workdir: str) -> dict:
+    path = os.path.join(workdir, f"ca-{key_type}")
+    settings = AuthoritySettings(common_name=f"Bench {key_type}", key_type="rsa" if key_type == "rsa2048" else "ecdsa",
+                                 key_size=2048)
+    CertificateAuthority.ensure(path, settings)
+    ca = CertificateAuthority.open(path)
+    count = len(csrs)
+    raw = raw_sign(ca, csrs)
+    raw_verified = raw_sign(ca, csrs, verify=True)
+
+    engine_ca = os.path.join(workdir, f"engine-{key_type}")
+    CertificateAuthority.ensure(engine_ca, settings)
+    start = time.perf_counter()
+    results = CertificateAuthority.open(engine_ca).sign([SignSpec(csr=c, name=str(i)) for i, c in enumerate(csrs)])
+    engine = time.perf_counter() - start
+    assert sum(r.changed for r in results) == count
+
+    startup, _ = module_call({"ca": path, "csr": make_csr(cn="warm.example.com", dns=["warm.example.com"])}, workdir)
+    batch, result = module_call({"ca": path, "requests": [{"name": str(i), "csr": c} for i, c in enumerate(csrs)]},
+                                workdir)
+    assert result["issued"] == count, result["issued"]
+    single_times = []
+    for i in range(singles):
+        elapsed, _ = module_call({"ca": path, "csr": make_csr(cn=f"s{i}.example.com", dns=[f"s{i}.example.com"])},
+                                 workdir)
+        single_times.append(elapsed)
+    return {
+        "key": key_type,
+        "raw_rate": count / raw,
+        "raw_verified_rate": count / raw_verified,
+        "engine_rate": count / engine,
+        "batch_rate": count / batch,
+        "batch_rate_net": count / max(batch - startup, 1e-9),
+        "startup": startup,
+        "single": sum(single_times) / len(single_times),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--singles", type=int, default=20)
+    args = parser.parse_args()
+    print(f"generating {args.count} CSRs (ECDSA P-256 keys) ...", flush=True)
+    csrs = [make_csr(cn=f"host{i}.example.com", dns=[f"host{i}.example.com"]) for i in range(args.count)]
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for key_type in ("rsa2048", "ecdsa-p256"):
+            print(f"signing with a {key_type} CA ...", flush=True)
+            rows.append(bench(key_type, csrs, args.singles, workdir))
+    print()
+    print(f"Batch signing of {args.count} CSRs, one run ({os.cpu_count()} cores, cryptography "
+          f"{__import__('cryptography').__version__}):")
+    header = (f"{'CA key':<11} {'raw/s':>7} {'raw+v/s':>8} {'engine/s':>9} {'ca_sign/s':>10} {'net/s':>7}"
+              f" {'net/raw':>8} {'net/raw+v':>9} {'start-up s':>10} {'single call s':>13}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['key']:<11} {r['raw_rate']:>7.0f} {r['raw_verified_rate']:>8.0f} {r['engine_rate']:>9.0f}"
+              f" {r['batch_rate']:>10.0f} {r['batch_rate_net']:>7.0f} {r['batch_rate_net'] / r['raw_rate']:>8.2f}"
+              f" {r['batch_rate_net'] / r['raw_verified_rate']:>9.2f} {r['startup']:>10.3f} {r['single']:>13.3f}")
+    print()
+    print("raw: cryptography alone in one process, no check of the CSR; raw+v: the same plus the CSR")
+    print("signature check that every CA owes (proof of possession); engine: the engine's batch in this process;")
+    print("ca_sign: the module with all requests in one call, as Ansible runs it; net: start-up cost")
+    print("(a 1-request call) taken off; single call: one ca_sign per CSR. Target: net/raw >= 0.5.")
+
+
+if __name__ == "__main__":
+    main()
