@@ -86,7 +86,6 @@ tar --numeric-owner --xattrs -C "$work/rootfs" -c . | docker import \
     --change 'CMD ["/sbin/init"]' \
     --change 'ENV container=docker' \
     --change 'ENV LANG=C.UTF-8' \
-    --change 'STOPSIGNAL SIGRTMIN+3' \
     --change "LABEL org.securestack.recipe-hash=$recipe_hash" \
     --change "LABEL org.securestack.suite=$SUITE" \
     - "$IMAGE_TAG" > /dev/null

@@ -25,4 +25,4 @@ echo "-- yamllint"
 .venv/bin/yamllint --strict .
 
 echo "-- ansible-lint --profile production"
-.venv-lint/bin/ansible-lint --profile production
+PATH="$PWD/.venv-lint/bin:$PATH" .venv-lint/bin/ansible-lint --profile production
