@@ -23,6 +23,7 @@ import datetime
 import hashlib
 import ipaddress
 import json
+import multiprocessing
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -48,6 +49,8 @@ from ._pki_policy import (
     NamePolicy,
     PkiError,
     ValidatedRequest,
+    csr_bytes,
+    csr_signature_valid,
     general_names,
     get_profile,
     name_to_string,
@@ -84,19 +87,19 @@ REVOCATION_REASONS = {
 
 # ---------------------------------------------------------------- helpers
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 def iso(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(value: str) -> datetime.datetime:
-    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
 def _aware(moment: datetime.datetime) -> datetime.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def cert_not_before(cert: x509.Certificate) -> datetime.datetime:
@@ -143,7 +146,7 @@ def split_pem_certificates(data: bytes) -> list[x509.Certificate]:
     return certs
 
 
-def generate_key(key_type: str, key_curve: str = "secp256r1", key_size: int = 3072):  # noqa: ANN201
+def generate_key(key_type: str, key_curve: str = "secp256r1", key_size: int = 3072):
     if key_type == "ecdsa":
         if key_curve not in CURVES:
             raise PkiError(f"key_curve {key_curve!r} is not supported: use {', '.join(CURVES)}")
@@ -167,7 +170,7 @@ def describe_key(public_key: object) -> dict:
     return {"key_type": type(public_key).__name__}
 
 
-def signature_hash(private_key: object):  # noqa: ANN201
+def signature_hash(private_key: object):
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         return None
     if isinstance(private_key, ec.EllipticCurvePrivateKey) and private_key.curve.name == "secp384r1":
@@ -177,16 +180,14 @@ def signature_hash(private_key: object):  # noqa: ANN201
 
 def encode_key(private_key: object, passphrase: str | None) -> bytes:
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
     )
     return private_key.private_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
 
 
-def load_key(data: bytes, passphrase: str | None, where: str):  # noqa: ANN201
+def load_key(data: bytes, passphrase: str | None, where: str):
     try:
         return serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
     except TypeError:
@@ -227,7 +228,9 @@ class AuthoritySettings:
             self.valid_days = 3650 if is_root else 1825
         limit = MAX_ROOT_DAYS if is_root else get_profile("intermediate").max_days
         if not 1 <= self.valid_days <= limit:
-            raise PkiError(f"valid_days {self.valid_days} refused: a {'root' if is_root else 'subordinate'} CA allows 1 to {limit}")
+            raise PkiError(
+                f"valid_days {self.valid_days} refused: a {'root' if is_root else 'subordinate'} CA allows 1 to {limit}"
+            )
         if self.path_length is None:
             self.path_length = 1 if is_root else 0
         if self.path_length < 0:
@@ -349,7 +352,7 @@ class CertificateAuthority:
         return os.path.join(self.path, name)
 
     @property
-    def key(self):  # noqa: ANN201
+    def key(self):
         if self._key is None:
             data = read_bytes(self._file(KEY_FILE))
             if data is None:
@@ -407,6 +410,7 @@ class CertificateAuthority:
         cls,
         path: str,
         settings: AuthoritySettings,
+        *,
         passphrase: str | None = None,
         parent: str | None = None,
         parent_passphrase: str | None = None,
@@ -443,7 +447,9 @@ class CertificateAuthority:
         ensure_private_directory(path)
         with directory_lock(path):
             if cls.exists(path):  # created by a concurrent process while we waited
-                return cls.ensure(path, settings, passphrase, parent, parent_passphrase, check_mode, now)
+                return cls.ensure(
+                    path, settings, passphrase=passphrase, parent=parent, parent_passphrase=parent_passphrase, now=now
+                )
             cls._create(path, settings, passphrase, issuer, now)
         ca = cls(path, passphrase)
         return True, {}, ca.describe_settings()
@@ -459,7 +465,7 @@ class CertificateAuthority:
         public_key = self.certificate.public_key()
         org = self.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         cn = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        described = {
+        return {
             "common_name": cn[0].value if cn else None,
             "organization_name": org[0].value if org else None,
             "key_type": describe_key(public_key)["key_type"],
@@ -472,7 +478,6 @@ class CertificateAuthority:
             "extended_key_usage": sorted(self._own_eku()),
             "parent": self.setting("parent"),
         }
-        return described
 
     def _own_eku(self) -> list[str]:
         try:
@@ -493,7 +498,9 @@ class CertificateAuthority:
             identity_fields.append("key_size")
         differences = [f for f in identity_fields if current[f] != wanted[f]]
         is_root = self.certificate.issuer == self.certificate.subject
-        if (issuer is None) != is_root or (issuer is not None and self.certificate.issuer != issuer.certificate.subject):
+        if (issuer is None) != is_root or (
+            issuer is not None and self.certificate.issuer != issuer.certificate.subject
+        ):
             differences.append("parent")
         if _constraints_of(self.certificate) != (settings.permitted_domains, settings.permitted_ip_ranges):
             differences.append("permitted_domains/permitted_ip_ranges")
@@ -504,7 +511,9 @@ class CertificateAuthority:
                 " it is never replaced in place: choose another path, or remove it on purpose"
             )
 
-    def update_settings(self, settings: AuthoritySettings, issuer: CertificateAuthority | None, check_mode: bool) -> bool:
+    def update_settings(
+        self, settings: AuthoritySettings, issuer: CertificateAuthority | None, check_mode: bool
+    ) -> bool:
         changed = False
         key_data = read_bytes(self._file(KEY_FILE)) or b""
         if key_is_encrypted(key_data) != bool(self.passphrase):
@@ -517,22 +526,14 @@ class CertificateAuthority:
                 atomic_write(self._file(KEY_FILE), encode_key(plain, self.passphrase), KEY_MODE)
         else:
             self.key  # noqa: B018  proves the passphrase is right
-        chain = [self.certificate] + (issuer.chain if issuer else [])
+        chain = [self.certificate, *(issuer.chain if issuer else [])]
         chain_data = "".join(pem_of(c) for c in chain).encode()
         if read_bytes(self._file(CHAIN_FILE)) != chain_data:
             changed = True
             if not check_mode:
                 atomic_write(self._file(CHAIN_FILE), chain_data, PUBLIC_MODE)
                 self.chain = chain
-        for name, mode in ((KEY_FILE, KEY_MODE), (CERT_FILE, PUBLIC_MODE), ("ledger.sqlite3", KEY_MODE)):
-            if os.path.exists(self._file(name)) and os.stat(self._file(name)).st_mode & 0o777 != mode:
-                changed = True
-                if not check_mode:
-                    ensure_mode(self._file(name), mode)
-        if os.stat(self.path).st_mode & 0o777 != DIRECTORY_MODE:
-            changed = True
-            if not check_mode:
-                ensure_private_directory(self.path)
+        changed = self._fix_modes(check_mode) or changed
         wanted = {
             "crl_url": settings.crl_url,
             "permitted_domains": settings.permitted_domains,
@@ -546,6 +547,19 @@ class CertificateAuthority:
                 with self.ledger.write() as cur:
                     for key, value in stale.items():
                         Ledger.set_meta(cur, f"setting.{key}", json.dumps(value))
+        return changed
+
+    def _fix_modes(self, check_mode: bool) -> bool:
+        changed = False
+        for name, mode in ((KEY_FILE, KEY_MODE), (CERT_FILE, PUBLIC_MODE), ("ledger.sqlite3", KEY_MODE)):
+            if os.path.exists(self._file(name)) and os.stat(self._file(name)).st_mode & 0o777 != mode:
+                changed = True
+                if not check_mode:
+                    ensure_mode(self._file(name), mode)
+        if os.stat(self.path).st_mode & 0o777 != DIRECTORY_MODE:
+            changed = True
+            if not check_mode:
+                ensure_private_directory(self.path)
         return changed
 
     @classmethod
@@ -586,7 +600,7 @@ class CertificateAuthority:
             chain = [certificate]
         else:
             certificate = issuer.issue_subordinate(private_key.public_key(), subject, settings, now)
-            chain = [certificate] + issuer.chain
+            chain = [certificate, *issuer.chain]
         atomic_write(os.path.join(path, CERT_FILE), pem_of(certificate).encode(), PUBLIC_MODE)
         atomic_write(os.path.join(path, CHAIN_FILE), "".join(pem_of(c) for c in chain).encode(), PUBLIC_MODE)
         ca = cls(path, passphrase)
@@ -615,81 +629,59 @@ class CertificateAuthority:
     def issue_subordinate(
         self, public_key: object, subject: x509.Name, settings: AuthoritySettings, now: datetime.datetime
     ) -> x509.Certificate:
-        """Sign a subordinate CA created on this host (ca_authority with `parent`)."""
+        """Sign a subordinate CA created on this host (ca_authority with `parent`) and record it."""
         self.check_may_issue_ca(settings.path_length or 0, settings.permitted_domains)
-        domains = settings.permitted_domains
-        ranges = settings.permitted_ip_ranges
+        not_before = now - BACKDATE
         not_after = min(now + datetime.timedelta(days=settings.valid_days or 1825), self.not_after)
-        return self._issue_and_record(
-            name=settings.common_name,
-            profile="intermediate",
-            subject=subject,
-            public_key=public_key,
-            names=[],
-            not_before=now - BACKDATE,
-            not_after=not_after,
-            path_length=settings.path_length,
-            eku=tuple(settings.extended_key_usage),
-            constraints=_constraints_extension(domains, ranges),
-            now=now,
-        )
-
-    def _issue_and_record(self, name: str, profile: str, subject: x509.Name, public_key: object, names: list[str],
-                          not_before: datetime.datetime, not_after: datetime.datetime, path_length: int | None,
-                          eku: tuple[str, ...], constraints: x509.NameConstraints | None,
-                          now: datetime.datetime) -> x509.Certificate:
-        extra = {"path_length": path_length, "eku": list(eku)} if profile == "intermediate" else {}
-        identity = _identity(spki_sha256(public_key), subject, names, profile, extra)
+        eku = tuple(settings.extended_key_usage)
+        spki = spki_sha256(public_key)
+        identity = _identity(spki, subject, [], "intermediate", {"path_length": settings.path_length, "eku": list(eku)})
         with self.ledger.write() as cur:
             batch_id = Ledger.new_batch(cur, iso(now), 1)
-            serial = self._free_serial(cur)
             cert = _build_certificate(
                 subject=subject,
                 issuer_subject=self.certificate.subject,
                 public_key=public_key,
                 signing_key=self.key,
                 authority_key_id=_authority_key_identifier(self.certificate.public_key()),
-                serial=serial,
+                serial=self._free_serial(cur),
                 not_before=not_before,
                 not_after=not_after,
-                ca=profile == "intermediate",
-                path_length=path_length,
+                ca=True,
+                path_length=settings.path_length,
                 eku=eku,
                 names=[],
                 crl_url=self.setting("crl_url"),  # type: ignore[arg-type]
-                constraints=constraints,
+                constraints=_constraints_extension(settings.permitted_domains, settings.permitted_ip_ranges),
             )
-            Ledger.insert(cur, self._entry(cert, identity, name, profile, names, batch_id, spki_sha256(public_key),
-                                           not_before, not_after))
+            entry = Entry(
+                serial=serial_hex(cert.serial_number),
+                identity=identity,
+                name=settings.common_name,
+                profile="intermediate",
+                subject=name_to_string(subject),
+                names=[],
+                spki_sha256=spki,
+                not_before=iso(not_before),
+                not_after=iso(not_after),
+                pem=pem_of(cert),
+                batch_id=batch_id,
+                revoked_at=None,
+                revocation_reason=None,
+            )
+            Ledger.insert(cur, entry)
             Ledger.close_batch(cur, batch_id, 1)
         return cert
 
     @staticmethod
-    def _free_serial(cur) -> int:  # noqa: ANN001
+    def _free_serial(cur, taken: set[int] | None = None) -> int:
+        """A random serial (159 bits) that neither the ledger nor this batch holds yet."""
         while True:
-            serial = x509.random_serial_number()  # 159 random bits
-            if not Ledger.serial_taken(cur, serial_hex(serial)):
+            serial = x509.random_serial_number()
+            if not Ledger.serial_taken(cur, serial_hex(serial)) and serial not in (taken or ()):
+                if taken is not None:
+                    taken.add(serial)
                 return serial
-
-    @staticmethod
-    def _entry(cert: x509.Certificate, identity: str, name: str, profile: str, names: list[str],
-               batch_id: int | None, spki: str, not_before: datetime.datetime,
-               not_after: datetime.datetime) -> Entry:
-        return Entry(
-            serial=serial_hex(cert.serial_number),
-            identity=identity,
-            name=name,
-            profile=profile,
-            subject=name_to_string(cert.subject),
-            names=names,
-            spki_sha256=spki,
-            not_before=iso(not_before),
-            not_after=iso(not_after),
-            pem=pem_of(cert),
-            batch_id=batch_id,
-            revoked_at=None,
-            revocation_reason=None,
-        )
 
     def validate(self, specs: list[SignSpec], allowed_domains: list[str] | None = None) -> list[ValidatedRequest]:
         """Check every request before anything is signed: one bad request stops the batch."""
@@ -702,6 +694,12 @@ class CertificateAuthority:
                 policy.check_dns(domain)
             policy = NamePolicy(tuple(narrowed), policy.permitted_ip_ranges)
         validated = []
+        # Checking CSR signatures is the costliest part of validation: spread it over the cores.
+        checked: list[bool | None] = (
+            parallel_map(_check_signatures, [s.csr for s in specs])
+            if _worker_count(len(specs)) > 1
+            else [None] * len(specs)
+        )
         for index, spec in enumerate(specs):
             label = spec.name or f"#{index + 1}"
             try:
@@ -714,6 +712,7 @@ class CertificateAuthority:
                     name=spec.name,
                     path_length=spec.path_length,
                     extended_key_usage=spec.extended_key_usage,
+                    signature_valid=checked[index],
                 )
                 if profile.ca:
                     self.check_may_issue_ca(request.path_length or 0, [])
@@ -748,54 +747,79 @@ class CertificateAuthority:
             return [self._plan(r, now, renew_at) for r in requests]
         if not requests:
             return []
-        results = []
-        key = self.key
-        authority_key_id = _authority_key_identifier(self.certificate.public_key())
-        crl_url = self.setting("crl_url")
         policy = self.name_policy
-        subordinate_constraints = _constraints_extension(list(policy.permitted_domains),
-                                                         list(policy.permitted_ip_ranges))
+        context = _SigningContext(
+            key=self.key,
+            issuer_subject=self.certificate.subject,
+            authority_key_id=_authority_key_identifier(self.certificate.public_key()),
+            crl_url=self.setting("crl_url"),  # type: ignore[arg-type]
+            subordinate_constraints=_constraints_extension(
+                list(policy.permitted_domains), list(policy.permitted_ip_ranges)
+            ),
+        )
         with self.ledger.write() as cur:
             batch_id = Ledger.new_batch(cur, iso(now), len(requests))
-            issued = 0
+            # 1. decide, per request, whether its current certificate is kept or a new one is issued
+            plan: list[tuple[ValidatedRequest, str, Entry | int]] = []
+            pending: dict[str, int] = {}  # identity -> index in plan of the request issuing it
+            serials: set[int] = set()
+            jobs = []
             for request in requests:
                 identity = self._request_identity(request)
                 current = Ledger.current_for_identity(cur, identity)
                 if current is not None and parse_iso(current.not_after) - renew_at > now:
-                    results.append(SignResult(request.name, False, current.serial, current.pem, current.not_after,
-                                              request.profile.name))
+                    plan.append((request, identity, current))
+                elif identity in pending:  # the same request twice in one batch: one certificate
+                    plan.append((request, identity, pending[identity]))
+                else:
+                    serial = self._free_serial(cur, serials)
+                    pending[identity] = len(jobs)
+                    plan.append((request, identity, len(jobs)))
+                    jobs.append(
+                        _SignJob.of(request, serial, now - BACKDATE, min(now + request.valid_for, self.not_after))
+                    )
+            # 2. sign what must be issued (over all cores for a large batch), inside the transaction
+            pems = _sign_jobs(context, jobs)
+            # 3. record and answer in request order
+            results: list[SignResult] = []
+            inserted: set[int] = set()
+            for request, identity, decision in plan:
+                if isinstance(decision, Entry):
+                    results.append(
+                        SignResult(
+                            request.name, False, decision.serial, decision.pem, decision.not_after, request.profile.name
+                        )
+                    )
                     continue
-                not_before, not_after = now - BACKDATE, min(now + request.valid_for, self.not_after)
-                cert = _build_certificate(
-                    subject=request.subject,
-                    issuer_subject=self.certificate.subject,
-                    public_key=request.public_key,
-                    signing_key=key,
-                    authority_key_id=authority_key_id,
-                    serial=self._free_serial(cur),
-                    not_before=not_before,
-                    not_after=not_after,
-                    ca=request.profile.ca,
-                    path_length=request.path_length,
-                    eku=request.extended_key_usage,
-                    names=general_names(request),
-                    crl_url=crl_url,  # type: ignore[arg-type]
-                    constraints=subordinate_constraints if request.profile.ca else None,
+                job = jobs[decision]
+                entry = Entry(
+                    serial=serial_hex(job.serial),
+                    identity=identity,
+                    name=request.name,
+                    profile=request.profile.name,
+                    subject=name_to_string(request.subject),
+                    names=request.names,
+                    spki_sha256=request.spki_sha256,
+                    not_before=iso(job.not_before),
+                    not_after=iso(job.not_after),
+                    pem=pems[decision],
+                    batch_id=batch_id,
+                    revoked_at=None,
+                    revocation_reason=None,
                 )
-                entry = self._entry(cert, identity, request.name, request.profile.name, request.names, batch_id,
-                                    request.spki_sha256, not_before, not_after)
-                Ledger.insert(cur, entry)
-                issued += 1
-                results.append(SignResult(request.name, True, entry.serial, entry.pem, entry.not_after,
-                                          request.profile.name))
-            Ledger.close_batch(cur, batch_id, issued)
+                first = decision not in inserted
+                if first:
+                    Ledger.insert(cur, entry)
+                    inserted.add(decision)
+                results.append(
+                    SignResult(request.name, first, entry.serial, entry.pem, entry.not_after, request.profile.name)
+                )
+            Ledger.close_batch(cur, batch_id, len(jobs))
         return results
 
     def _request_identity(self, request: ValidatedRequest) -> str:
         extra = (
-            {"path_length": request.path_length, "eku": list(request.extended_key_usage)}
-            if request.profile.ca
-            else {}
+            {"path_length": request.path_length, "eku": list(request.extended_key_usage)} if request.profile.ca else {}
         )
         return _identity(request.spki_sha256, request.subject, request.names, request.profile.name, extra)
 
@@ -899,11 +923,16 @@ class CertificateAuthority:
         if not force and not self.crl_needs_refresh(renew_before_days, now):
             crl = self.current_crl()
             assert crl is not None  # noqa: S101
-            return CrlResult(False, crl.public_bytes(serialization.Encoding.PEM).decode(),
-                             int(self.ledger.get_meta("crl.number") or 0), iso(crl_next_update(crl)))  # type: ignore[arg-type]
+            return CrlResult(
+                False,
+                crl.public_bytes(serialization.Encoding.PEM).decode(),
+                int(self.ledger.get_meta("crl.number") or 0),
+                iso(crl_next_update(crl)),
+            )  # type: ignore[arg-type]
         if check_mode:
-            return CrlResult(True, None, int(self.ledger.get_meta("crl.number") or 0) + 1,
-                             iso(now + datetime.timedelta(days=days)))
+            return CrlResult(
+                True, None, int(self.ledger.get_meta("crl.number") or 0) + 1, iso(now + datetime.timedelta(days=days))
+            )
         key = self.key
         with self.ledger.write() as cur:
             number = int(self.ledger.get_meta("crl.number", cur) or 0) + 1
@@ -970,6 +999,121 @@ class CertificateAuthority:
         return listed
 
 
+# ----------------------------------------------------- batch work over cores
+PARALLEL_MIN_REQUESTS = 64
+
+
+@dataclass
+class _SigningContext:
+    key: object
+    issuer_subject: x509.Name
+    authority_key_id: x509.AuthorityKeyIdentifier
+    crl_url: str | None
+    subordinate_constraints: x509.NameConstraints | None
+
+
+@dataclass
+class _SignJob:
+    """What a worker needs to build one certificate: plain, picklable values only."""
+
+    csr: bytes
+    serial: int
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    ca: bool
+    path_length: int | None
+    eku: tuple[str, ...]
+    dns_names: list[str]
+    ip_addresses: list[str]
+    emails: list[str]
+
+    @classmethod
+    def of(
+        cls, request: ValidatedRequest, serial: int, not_before: datetime.datetime, not_after: datetime.datetime
+    ) -> _SignJob:
+        return cls(
+            csr_bytes(request.csr.public_bytes(serialization.Encoding.PEM)),
+            serial,
+            not_before,
+            not_after,
+            request.profile.ca,
+            request.path_length,
+            request.extended_key_usage,
+            request.dns_names,
+            request.ip_addresses,
+            request.emails,
+        )
+
+
+# Set in the parent before the worker processes are forked, so that the CA key
+# reaches them through fork's copy of memory and is never pickled or piped.
+_FORKED_CONTEXT: _SigningContext | None = None
+
+
+def _worker_count(items: int) -> int:
+    if items < PARALLEL_MIN_REQUESTS or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 8))
+
+
+def parallel_map(function, items: list, workers: int | None = None) -> list:
+    """`function` maps a list chunk to a list of results; run the chunks on forked workers."""
+    workers = workers or _worker_count(len(items))
+    if workers <= 1:
+        return function(items)
+    size = -(-len(items) // (workers * 4))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    except OSError:  # no /dev/shm or no fork in this sandbox: stay in this process
+        return function(items)
+    with pool:
+        return [result for chunk in pool.map(function, chunks) for result in chunk]
+
+
+def _check_signatures(csrs: list[str]) -> list[bool | None]:
+    return [csr_signature_valid(c) for c in csrs]
+
+
+def _sign_chunk(jobs: list[_SignJob]) -> list[str]:
+    context = _FORKED_CONTEXT
+    assert context is not None  # noqa: S101
+    return [_sign_job(context, job) for job in jobs]
+
+
+def _sign_job(context: _SigningContext, job: _SignJob) -> str:
+    csr = x509.load_pem_x509_csr(job.csr)
+    cert = _build_certificate(
+        subject=csr.subject,
+        issuer_subject=context.issuer_subject,
+        public_key=csr.public_key(),
+        signing_key=context.key,
+        authority_key_id=context.authority_key_id,
+        serial=job.serial,
+        not_before=job.not_before,
+        not_after=job.not_after,
+        ca=job.ca,
+        path_length=job.path_length,
+        eku=job.eku,
+        names=general_names(job.dns_names, job.ip_addresses, job.emails),
+        crl_url=context.crl_url,
+        constraints=context.subordinate_constraints if job.ca else None,
+    )
+    return pem_of(cert)
+
+
+def _sign_jobs(context: _SigningContext, jobs: list[_SignJob]) -> list[str]:
+    global _FORKED_CONTEXT  # noqa: PLW0603
+    if _worker_count(len(jobs)) <= 1:
+        return [_sign_job(context, job) for job in jobs]
+    _FORKED_CONTEXT = context
+    try:
+        return parallel_map(_sign_chunk, jobs)
+    finally:
+        _FORKED_CONTEXT = None
+
+
 def _constraints_of(cert: x509.Certificate) -> tuple[list[str], list[str]]:
     try:
         constraints = cert.extensions.get_extension_for_class(x509.NameConstraints).value
@@ -1018,9 +1162,7 @@ def _build_certificate(
     )
     builder = builder.add_extension(authority_key_id, critical=False)
     if eku:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([EXTENDED_KEY_USAGES[u] for u in eku]), critical=False
-        )
+        builder = builder.add_extension(x509.ExtendedKeyUsage([EXTENDED_KEY_USAGES[u] for u in eku]), critical=False)
     if names:
         # RFC 5280 4.2.1.6: the extension is critical when the subject is empty.
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=len(subject) == 0)

@@ -38,7 +38,7 @@ def require_cryptography(module: AnsibleModule) -> None:
 
 def run_engine(module: AnsibleModule, action: Callable[[], Any]) -> Any:
     """Run an engine call; a refused input or state ends the module with the engine's message."""
-    from ._pki_policy import PkiError  # needs cryptography: imported after the probe
+    from ._pki_policy import PkiError  # noqa: PLC0415  (needs cryptography: imported after the probe)
 
     try:
         return action()

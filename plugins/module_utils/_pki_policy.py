@@ -126,12 +126,8 @@ class NamePolicy:
         return [ipaddress.ip_network(r, strict=False) for r in self.permitted_ip_ranges]
 
     def check_dns(self, name: str) -> None:
-        if self.permitted_domains and not any(
-            name == d or name.endswith("." + d) for d in self.permitted_domains
-        ):
-            raise PkiError(
-                f"name {name!r} is outside the permitted domains ({', '.join(self.permitted_domains)})"
-            )
+        if self.permitted_domains and not any(name == d or name.endswith("." + d) for d in self.permitted_domains):
+            raise PkiError(f"name {name!r} is outside the permitted domains ({', '.join(self.permitted_domains)})")
 
     def check_ip(self, address: str) -> None:
         if not self.permitted_ip_ranges:
@@ -190,7 +186,9 @@ def check_public_key(public_key: object, profile: Profile) -> str:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         curve = public_key.curve.name
         if curve not in ACCEPTED_CURVES:
-            raise PkiError(f"EC key on curve {curve} refused: only P-256 (secp256r1) and P-384 (secp384r1) are accepted")
+            raise PkiError(
+                f"EC key on curve {curve} refused: only P-256 (secp256r1) and P-384 (secp384r1) are accepted"
+            )
         return curve
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         if not profile.allow_ed25519:
@@ -225,18 +223,31 @@ class ValidatedRequest:
         return self.dns_names + self.ip_addresses + self.emails
 
 
-def load_csr(data: str | bytes) -> x509.CertificateSigningRequest:
+def csr_bytes(data: str | bytes) -> bytes:
+    raw = data.encode() if isinstance(data, str) else data
+    return raw.strip() + b"\n" if b"-----BEGIN" in raw else raw
+
+
+def csr_signature_valid(data: str | bytes) -> bool | None:
+    """Whether the CSR's signature verifies; None when it does not even parse."""
+    raw = csr_bytes(data)
+    try:
+        csr = x509.load_pem_x509_csr(raw) if raw.startswith(b"-----BEGIN") else x509.load_der_x509_csr(raw)
+    except Exception:
+        return None
+    return csr.is_signature_valid
+
+
+def load_csr(data: str | bytes, signature_valid: bool | None = None) -> x509.CertificateSigningRequest:
+    """Parse a CSR (PEM or DER) and check its signature (unless the caller already did)."""
     raw = data.encode() if isinstance(data, str) else data
     if len(raw) > MAX_PEM_BYTES:
         raise PkiError(f"CSR of {len(raw)} bytes refused: the limit is {MAX_PEM_BYTES} bytes")
     try:
-        if b"-----BEGIN" in raw:
-            csr = x509.load_pem_x509_csr(raw.strip() + b"\n")
-        else:
-            csr = x509.load_der_x509_csr(raw)
+        csr = x509.load_pem_x509_csr(raw.strip() + b"\n") if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
     except Exception as exc:  # cryptography raises ValueError or its own errors
         raise PkiError(f"input is not a certificate signing request (PEM or DER): {exc}") from None
-    if not csr.is_signature_valid:
+    if not (csr.is_signature_valid if signature_valid is None else signature_valid):
         raise PkiError("the CSR's signature does not verify: it was altered or not signed by its key")
     return csr
 
@@ -276,13 +287,15 @@ def validate_request(
     csr_data: str | bytes,
     profile: Profile,
     policy: NamePolicy,
+    *,
     valid_days: int | None = None,
     name: str = "",
     path_length: int | None = None,
     extended_key_usage: list[str] | tuple[str, ...] = (),
+    signature_valid: bool | None = None,
 ) -> ValidatedRequest:
     """Parse and check one request against the profile and the CA's names."""
-    csr = load_csr(csr_data)
+    csr = load_csr(csr_data, signature_valid)
     public_key = csr.public_key()
     check_public_key(public_key, profile)
     _refuse_ca_request(csr, profile)
@@ -309,29 +322,41 @@ def validate_request(
     for general_name in general_names:
         _accept_name(request, general_name, policy)
 
+    _check_names_and_subject(request)
+    _apply_usage(request, path_length, extended_key_usage)
+    return request
+
+
+def _check_names_and_subject(request: ValidatedRequest) -> None:
+    profile, subject = request.profile, request.subject
     if profile.require_names and not (request.dns_names or request.ip_addresses):
         raise PkiError(f"a {profile.name} certificate needs at least one DNS name or IP address in the CSR")
+    common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if profile.name == "server":
-        common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         for cn in common_names:
             if cn.value not in request.dns_names + request.ip_addresses:
                 raise PkiError(f"the common name {cn.value!r} must also be one of the CSR's subject alternative names")
-    if profile.name in ("client", "intermediate") and not subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+    elif not common_names:
         raise PkiError(f"a {profile.name} certificate needs a common name (CN) in the CSR's subject")
 
-    if profile.ca:
-        request.path_length = 0 if path_length is None else path_length
-        if request.path_length < 0:
-            raise PkiError("path_length must be zero or more")
-        unknown = [u for u in extended_key_usage if u not in EXTENDED_KEY_USAGES]
-        if unknown:
-            raise PkiError(f"unknown extended key usage {', '.join(unknown)}: use {', '.join(EXTENDED_KEY_USAGES)}")
-        request.extended_key_usage = tuple(extended_key_usage)
-    elif path_length is not None or extended_key_usage:
-        raise PkiError(f"path_length and extended_key_usage apply to the intermediate profile, not {profile.name}")
-    else:
-        request.extended_key_usage = profile.extended_key_usage
-    return request
+
+def _apply_usage(
+    request: ValidatedRequest, path_length: int | None, extended_key_usage: list[str] | tuple[str, ...]
+) -> None:
+    if not request.profile.ca:
+        if path_length is not None or extended_key_usage:
+            raise PkiError(
+                f"path_length and extended_key_usage apply to the intermediate profile, not {request.profile.name}"
+            )
+        request.extended_key_usage = request.profile.extended_key_usage
+        return
+    request.path_length = 0 if path_length is None else path_length
+    if request.path_length < 0:
+        raise PkiError("path_length must be zero or more")
+    unknown = [u for u in extended_key_usage if u not in EXTENDED_KEY_USAGES]
+    if unknown:
+        raise PkiError(f"unknown extended key usage {', '.join(unknown)}: use {', '.join(EXTENDED_KEY_USAGES)}")
+    request.extended_key_usage = tuple(extended_key_usage)
 
 
 def _accept_name(request: ValidatedRequest, general_name: x509.GeneralName, policy: NamePolicy) -> None:
@@ -362,10 +387,10 @@ def _accept_name(request: ValidatedRequest, general_name: x509.GeneralName, poli
         )
 
 
-def general_names(request: ValidatedRequest) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in request.dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(n)) for n in request.ip_addresses]
-    names += [x509.RFC822Name(n) for n in request.emails]
+def general_names(dns_names: list[str], ip_addresses: list[str], emails: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(n)) for n in ip_addresses]
+    names += [x509.RFC822Name(n) for n in emails]
     return names
 
 

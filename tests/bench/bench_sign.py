@@ -44,7 +44,7 @@ def raw_sign(ca: CertificateAuthority, csrs: list[str], verify: bool = False) ->
     issuer_ski = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key())
     aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
     algorithm = None if "ed25519" in type(key).__name__.lower() else hashes.SHA256()
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start = time.perf_counter()
     for pem in csrs:
         csr = x509.load_pem_x509_csr(pem.encode())
@@ -78,7 +78,10 @@ def module_call(args: dict, workdir: str) -> tuple[float, dict]:
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.securestack.pki.plugins.modules.ca_sign", arg_file],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": collections}, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": collections},
+        check=False,
     )
     elapsed = time.perf_counter() - start
     result = json.loads(proc.stdout)
@@ -89,8 +92,9 @@ def module_call(args: dict, workdir: str) -> tuple[float, dict]:
 
 def bench(key_type: str, csrs: list[str], singles: int, workdir: str) -> dict:
     path = os.path.join(workdir, f"ca-{key_type}")
-    settings = AuthoritySettings(common_name=f"Bench {key_type}", key_type="rsa" if key_type == "rsa2048" else "ecdsa",
-                                 key_size=2048)
+    settings = AuthoritySettings(
+        common_name=f"Bench {key_type}", key_type="rsa" if key_type == "rsa2048" else "ecdsa", key_size=2048
+    )
     CertificateAuthority.ensure(path, settings)
     ca = CertificateAuthority.open(path)
     count = len(csrs)
@@ -105,13 +109,15 @@ def bench(key_type: str, csrs: list[str], singles: int, workdir: str) -> dict:
     assert sum(r.changed for r in results) == count
 
     startup, _ = module_call({"ca": path, "csr": make_csr(cn="warm.example.com", dns=["warm.example.com"])}, workdir)
-    batch, result = module_call({"ca": path, "requests": [{"name": str(i), "csr": c} for i, c in enumerate(csrs)]},
-                                workdir)
+    batch, result = module_call(
+        {"ca": path, "requests": [{"name": str(i), "csr": c} for i, c in enumerate(csrs)]}, workdir
+    )
     assert result["issued"] == count, result["issued"]
     single_times = []
     for i in range(singles):
-        elapsed, _ = module_call({"ca": path, "csr": make_csr(cn=f"s{i}.example.com", dns=[f"s{i}.example.com"])},
-                                 workdir)
+        elapsed, _ = module_call(
+            {"ca": path, "csr": make_csr(cn=f"s{i}.example.com", dns=[f"s{i}.example.com"])}, workdir
+        )
         single_times.append(elapsed)
     return {
         "key": key_type,
@@ -138,16 +144,22 @@ def main() -> None:
             print(f"signing with a {key_type} CA ...", flush=True)
             rows.append(bench(key_type, csrs, args.singles, workdir))
     print()
-    print(f"Batch signing of {args.count} CSRs, one run ({os.cpu_count()} cores, cryptography "
-          f"{__import__('cryptography').__version__}):")
-    header = (f"{'CA key':<11} {'raw/s':>7} {'raw+v/s':>8} {'engine/s':>9} {'ca_sign/s':>10} {'net/s':>7}"
-              f" {'net/raw':>8} {'net/raw+v':>9} {'start-up s':>10} {'single call s':>13}")
+    print(
+        f"Batch signing of {args.count} CSRs, one run ({os.cpu_count()} cores, cryptography "
+        f"{__import__('cryptography').__version__}):"
+    )
+    header = (
+        f"{'CA key':<11} {'raw/s':>7} {'raw+v/s':>8} {'engine/s':>9} {'ca_sign/s':>10} {'net/s':>7}"
+        f" {'net/raw':>8} {'net/raw+v':>9} {'start-up s':>10} {'single call s':>13}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['key']:<11} {r['raw_rate']:>7.0f} {r['raw_verified_rate']:>8.0f} {r['engine_rate']:>9.0f}"
-              f" {r['batch_rate']:>10.0f} {r['batch_rate_net']:>7.0f} {r['batch_rate_net'] / r['raw_rate']:>8.2f}"
-              f" {r['batch_rate_net'] / r['raw_verified_rate']:>9.2f} {r['startup']:>10.3f} {r['single']:>13.3f}")
+        print(
+            f"{r['key']:<11} {r['raw_rate']:>7.0f} {r['raw_verified_rate']:>8.0f} {r['engine_rate']:>9.0f}"
+            f" {r['batch_rate']:>10.0f} {r['batch_rate_net']:>7.0f} {r['batch_rate_net'] / r['raw_rate']:>8.2f}"
+            f" {r['batch_rate_net'] / r['raw_verified_rate']:>9.2f} {r['startup']:>10.3f} {r['single']:>13.3f}"
+        )
     print()
     print("raw: cryptography alone in one process, no check of the CSR; raw+v: the same plus the CSR")
     print("signature check that every CA owes (proof of possession); engine: the engine's batch in this process;")

@@ -15,16 +15,17 @@ from cryptography.x509.oid import NameOID
 _EC_KEYS: list = []
 
 
-def ec_key(curve: ec.EllipticCurve | None = None):  # noqa: ANN201
+def ec_key(curve: ec.EllipticCurve | None = None):
     return ec.generate_private_key(curve or ec.SECP256R1())
 
 
 def make_csr(
     cn: str | None = "host.example.com",
+    *,
     dns: list[str] | tuple[str, ...] = ("host.example.com",),
     ips: list[str] | tuple[str, ...] = (),
     emails: list[str] | tuple[str, ...] = (),
-    key=None,  # noqa: ANN001
+    key=None,
     ca: bool | None = None,
     extra_subject: list[x509.NameAttribute] | None = None,
     hash_algorithm: hashes.HashAlgorithm | None = None,
@@ -44,7 +45,7 @@ def make_csr(
     return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM).decode()
 
 
-def rsa_key(bits: int = 2048):  # noqa: ANN201
+def rsa_key(bits: int = 2048):
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 

@@ -44,13 +44,13 @@ def ext(cert: x509.Certificate, kind: type) -> x509.Extension:
 
 
 @pytest.fixture
-def pki(tmp_path) -> dict[str, str]:  # noqa: ANN001
+def pki(tmp_path) -> dict[str, str]:
     root = str(tmp_path / "root")
     services = str(tmp_path / "services")
-    CertificateAuthority.ensure(root, AuthoritySettings(common_name="Test Root", organization_name="Test",
-                                                        permitted_domains=["example.com"]))
-    CertificateAuthority.ensure(services, AuthoritySettings(common_name="Test Services", crl_url=CRL_URL),
-                                parent=root)
+    CertificateAuthority.ensure(
+        root, AuthoritySettings(common_name="Test Root", organization_name="Test", permitted_domains=["example.com"])
+    )
+    CertificateAuthority.ensure(services, AuthoritySettings(common_name="Test Services", crl_url=CRL_URL), parent=root)
     return {"root": root, "services": services, "tmp": str(tmp_path)}
 
 
@@ -58,8 +58,14 @@ def openssl_verify(pki: dict[str, str], leaf_pem: str, crl: bool = False) -> sub
     leaf = os.path.join(pki["tmp"], "leaf.pem")
     with open(leaf, "w") as handle:
         handle.write(leaf_pem)
-    command = ["openssl", "verify", "-CAfile", os.path.join(pki["root"], "ca.crt"),
-               "-untrusted", os.path.join(pki["services"], "ca.crt")]
+    command = [
+        "openssl",
+        "verify",
+        "-CAfile",
+        os.path.join(pki["root"], "ca.crt"),
+        "-untrusted",
+        os.path.join(pki["services"], "ca.crt"),
+    ]
     if crl:
         crls = os.path.join(pki["tmp"], "crls.pem")
         with open(crls, "w") as handle:
@@ -106,22 +112,29 @@ def test_subordinate_chain_verifies_and_is_recorded_by_its_parent(pki: dict[str,
     # the parent's names are inherited, so the subordinate is never looser
     assert ext(services.certificate, x509.NameConstraints).value.permitted_subtrees == [x509.DNSName("example.com")]
     assert services.name_policy.permitted_domains == ("example.com",)
-    assert [c.subject for c in services.chain] == [services.certificate.subject,
-                                                   CertificateAuthority.open(pki["root"]).certificate.subject]
-    result = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(pki["root"], "ca.crt"),
-                             os.path.join(pki["services"], "ca.crt")], capture_output=True, text=True, check=False)
+    assert [c.subject for c in services.chain] == [
+        services.certificate.subject,
+        CertificateAuthority.open(pki["root"]).certificate.subject,
+    ]
+    result = subprocess.run(
+        ["openssl", "verify", "-CAfile", os.path.join(pki["root"], "ca.crt"), os.path.join(pki["services"], "ca.crt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     recorded = CertificateAuthority.open(pki["root"]).inventory()
     assert [(c["profile"], c["subject"]) for c in recorded] == [("intermediate", "CN=Test Services")]
 
 
-def test_ensure_is_idempotent_and_check_mode_writes_nothing(pki: dict[str, str], tmp_path) -> None:  # noqa: ANN001
+def test_ensure_is_idempotent_and_check_mode_writes_nothing(pki: dict[str, str], tmp_path) -> None:
     settings = AuthoritySettings(common_name="Test Root", organization_name="Test", permitted_domains=["example.com"])
     changed, before, after = CertificateAuthority.ensure(pki["root"], settings)
     assert not changed and before == after
     fresh = tmp_path / "fresh"
-    changed, before, after = CertificateAuthority.ensure(str(fresh), AuthoritySettings(common_name="New"),
-                                                         check_mode=True)
+    changed, before, after = CertificateAuthority.ensure(
+        str(fresh), AuthoritySettings(common_name="New"), check_mode=True
+    )
     assert changed and before == {} and after["common_name"] == "New"
     assert not fresh.exists()
 
@@ -135,7 +148,7 @@ def test_crl_url_change_is_a_settings_change_not_a_new_ca(pki: dict[str, str]) -
     assert ca.certificate.serial_number == serial_before
 
 
-def test_encrypted_key_at_rest(tmp_path) -> None:  # noqa: ANN001
+def test_encrypted_key_at_rest(tmp_path) -> None:
     path = str(tmp_path / "locked")
     CertificateAuthority.ensure(path, AuthoritySettings(common_name="Locked"), passphrase="s3cret passphrase")
     with open(os.path.join(path, "ca.key"), "rb") as handle:
@@ -147,29 +160,33 @@ def test_encrypted_key_at_rest(tmp_path) -> None:  # noqa: ANN001
         CertificateAuthority.ensure(path, AuthoritySettings(common_name="Locked"))
 
 
-def test_key_kept_after_an_interrupted_creation(tmp_path) -> None:  # noqa: ANN001
+def test_key_kept_after_an_interrupted_creation(tmp_path) -> None:
     path = tmp_path / "ca"
     path.mkdir(mode=0o700)
     key = ec_key()
-    (path / "ca.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
+    (path / "ca.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     CertificateAuthority.ensure(str(path), AuthoritySettings(common_name="Recovered"))
     cert = CertificateAuthority.open(str(path)).certificate
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
 
 
-@pytest.mark.parametrize(("key_type", "algorithm"), [
-    ("rsa", SignatureAlgorithmOID.RSA_WITH_SHA256),
-    ("ed25519", SignatureAlgorithmOID.ED25519),
-])
-def test_other_ca_key_types(tmp_path, key_type: str, algorithm: x509.ObjectIdentifier) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("key_type", "algorithm"),
+    [
+        ("rsa", SignatureAlgorithmOID.RSA_WITH_SHA256),
+        ("ed25519", SignatureAlgorithmOID.ED25519),
+    ],
+)
+def test_other_ca_key_types(tmp_path, key_type: str, algorithm: x509.ObjectIdentifier) -> None:
     path = str(tmp_path / key_type)
     CertificateAuthority.ensure(path, AuthoritySettings(common_name=key_type, key_type=key_type, key_size=2048))
     issued = CertificateAuthority.open(path).sign([SignSpec(csr=make_csr())])[0]
     assert load(issued.certificate).signature_algorithm_oid == algorithm
 
 
-def test_p384_ca_signs_with_sha384(tmp_path) -> None:  # noqa: ANN001
+def test_p384_ca_signs_with_sha384(tmp_path) -> None:
     path = str(tmp_path / "p384")
     CertificateAuthority.ensure(path, AuthoritySettings(common_name="P-384", key_curve="secp384r1"))
     issued = CertificateAuthority.open(path).sign([SignSpec(csr=make_csr())])[0]
@@ -182,8 +199,10 @@ def test_server_certificate_follows_the_profile_not_the_csr(pki: dict[str, str])
     builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.example.com")]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("web.example.com"), x509.DNSName("www.example.com")]),
-                       critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("web.example.com"), x509.DNSName("www.example.com")]),
+            critical=False,
+        )
         # what a hostile CSR asks for, and must not get:
         .add_extension(x509.KeyUsage(True, True, True, True, True, True, True, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
@@ -198,11 +217,17 @@ def test_server_certificate_follows_the_profile_not_the_csr(pki: dict[str, str])
     assert ext(cert, x509.BasicConstraints).critical and not ext(cert, x509.BasicConstraints).value.ca
     usage = ext(cert, x509.KeyUsage)
     assert usage.critical and usage.value.digital_signature
-    assert not (usage.value.key_cert_sign or usage.value.crl_sign or usage.value.key_encipherment
-                or usage.value.content_commitment)
+    assert not (
+        usage.value.key_cert_sign
+        or usage.value.crl_sign
+        or usage.value.key_encipherment
+        or usage.value.content_commitment
+    )
     assert list(ext(cert, x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
     assert ext(cert, x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [
-        "web.example.com", "www.example.com"]
+        "web.example.com",
+        "www.example.com",
+    ]
     issuer_ski = ext(CertificateAuthority.open(pki["services"]).certificate, x509.SubjectKeyIdentifier).value
     assert ext(cert, x509.AuthorityKeyIdentifier).value.key_identifier == issuer_ski.digest
     assert ext(cert, x509.SubjectKeyIdentifier).value == x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -235,7 +260,8 @@ def test_client_profile_needs_a_common_name(pki: dict[str, str]) -> None:
 def test_intermediate_profile(pki: dict[str, str]) -> None:
     csr = make_csr(cn="Users CA", dns=[])
     result = CertificateAuthority.open(pki["root"]).sign(
-        [SignSpec(csr=csr, profile="intermediate", extended_key_usage=["clientAuth"])])[0]
+        [SignSpec(csr=csr, profile="intermediate", extended_key_usage=["clientAuth"])]
+    )[0]
     cert = load(result.certificate)
     constraints = ext(cert, x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca and constraints.value.path_length == 0
@@ -244,7 +270,7 @@ def test_intermediate_profile(pki: dict[str, str]) -> None:
     assert ext(cert, x509.NameConstraints).value.permitted_subtrees == [x509.DNSName("example.com")]
 
 
-def test_validity_never_beyond_the_ca(tmp_path) -> None:  # noqa: ANN001
+def test_validity_never_beyond_the_ca(tmp_path) -> None:
     path = str(tmp_path / "short")
     CertificateAuthority.ensure(path, AuthoritySettings(common_name="Short-lived", valid_days=10))
     ca = CertificateAuthority.open(path)
@@ -331,18 +357,21 @@ def test_crl_refresh_is_idempotent_until_due(pki: dict[str, str]) -> None:
     assert not first.changed  # written at creation, not due
     due = ca.refresh_crl(valid_days=7, renew_before_days=3, now=now + datetime.timedelta(days=4, minutes=1))
     assert due.changed and due.crl_number == first.crl_number + 1
-    planned = ca.refresh_crl(valid_days=7, renew_before_days=3, check_mode=True,
-                             now=now + datetime.timedelta(days=9))
+    planned = ca.refresh_crl(valid_days=7, renew_before_days=3, check_mode=True, now=now + datetime.timedelta(days=9))
     assert planned.changed and planned.crl is None
-    assert ca.refresh_crl(valid_days=7, renew_before_days=3, now=now + datetime.timedelta(days=4, minutes=2)).changed \
+    assert (
+        ca.refresh_crl(valid_days=7, renew_before_days=3, now=now + datetime.timedelta(days=4, minutes=2)).changed
         is False
+    )
 
 
 def test_crl_rewritten_when_it_was_tampered_with(pki: dict[str, str]) -> None:
     ca = CertificateAuthority.open(pki["services"])
     other = CertificateAuthority.open(pki["root"])
-    with open(os.path.join(pki["root"], "crl.pem"), "rb") as src, \
-            open(os.path.join(pki["services"], "crl.pem"), "wb") as dst:
+    with (
+        open(os.path.join(pki["root"], "crl.pem"), "rb") as src,
+        open(os.path.join(pki["services"], "crl.pem"), "wb") as dst,
+    ):
         dst.write(src.read())
     assert ca.refresh_crl().changed
     assert ca.current_crl().issuer == ca.certificate.subject != other.certificate.subject
@@ -351,12 +380,50 @@ def test_crl_rewritten_when_it_was_tampered_with(pki: dict[str, str]) -> None:
 def test_inventory_statuses(pki: dict[str, str]) -> None:
     ca = CertificateAuthority.open(pki["services"])
     now = utcnow()
-    short, long_, revoked = ca.sign([
-        SignSpec(csr=make_csr(), name="short", valid_days=5),
-        SignSpec(csr=make_csr(), name="long", valid_days=90),
-        SignSpec(csr=make_csr(), name="revoked", valid_days=90),
-    ], renew_before_days=1, now=now)
+    short, long_, revoked = ca.sign(
+        [
+            SignSpec(csr=make_csr(), name="short", valid_days=5),
+            SignSpec(csr=make_csr(), name="long", valid_days=90),
+            SignSpec(csr=make_csr(), name="revoked", valid_days=90),
+        ],
+        renew_before_days=1,
+        now=now,
+    )
     ca.revoke(serial=revoked.serial)
     statuses = {c["name"]: c["status"] for c in ca.inventory(now=now + datetime.timedelta(days=10))}
     assert statuses == {"short": "expired", "long": "valid", "revoked": "revoked"}
     del short, long_
+
+
+def test_large_batch_signed_over_worker_processes(pki: dict[str, str]) -> None:
+    from ansible_collections.securestack.pki.plugins.module_utils import _pki_ca
+
+    count = _pki_ca.PARALLEL_MIN_REQUESTS + 6
+    csrs = [make_csr(cn=f"n{i}.example.com", dns=[f"n{i}.example.com"], ips=["10.1.2.3"]) for i in range(count)]
+    ca = CertificateAuthority.open(pki["services"])
+    specs = [SignSpec(csr=c, name=f"n{i}") for i, c in enumerate(csrs)] + [SignSpec(csr=csrs[5], name="again")]
+    results = ca.sign(specs)
+    assert [r.name for r in results[:count]] == [f"n{i}" for i in range(count)]
+    assert sum(r.changed for r in results) == count and results[-1].serial == results[5].serial
+    for i, result in enumerate(results[:count]):
+        cert = load(result.certificate)
+        assert (
+            cert.public_key().public_numbers() == x509.load_pem_x509_csr(csrs[i].encode()).public_key().public_numbers()
+        )
+        assert ext(cert, x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [f"n{i}.example.com"]
+        assert format(cert.serial_number, "x") == result.serial
+    assert openssl_verify(pki, results[0].certificate, crl=True).returncode == 0
+    assert len({e.serial for e in ca.ledger.all()}) == count
+
+
+def test_large_batch_with_one_forged_csr_is_refused_whole(pki: dict[str, str]) -> None:
+    from helpers import tamper_signature
+
+    from ansible_collections.securestack.pki.plugins.module_utils import _pki_ca
+
+    csrs = [make_csr(cn=f"m{i}.example.com", dns=[f"m{i}.example.com"]) for i in range(_pki_ca.PARALLEL_MIN_REQUESTS)]
+    csrs[40] = tamper_signature(csrs[40])
+    ca = CertificateAuthority.open(pki["services"])
+    with pytest.raises(PkiError, match="request m40: the CSR's signature does not verify"):
+        ca.sign([SignSpec(csr=c, name=f"m{i}") for i, c in enumerate(csrs)])
+    assert ca.inventory() == []

@@ -14,7 +14,7 @@ from ansible_collections.securestack.pki.plugins.module_utils._pki_cli import ma
 
 
 @pytest.fixture
-def ca_dir(tmp_path) -> str:  # noqa: ANN001
+def ca_dir(tmp_path) -> str:
     path = str(tmp_path / "ca")
     CertificateAuthority.ensure(path, AuthoritySettings(common_name="CLI CA"))
     return path
@@ -32,7 +32,7 @@ def test_crl_due_is_rewritten(ca_dir: str, capsys: pytest.CaptureFixture) -> Non
     assert "CRL rewritten, number 3" in capsys.readouterr().out
 
 
-def test_missing_ca_fails_with_a_message(tmp_path, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+def test_missing_ca_fails_with_a_message(tmp_path, capsys: pytest.CaptureFixture) -> None:
     assert main(["crl", "--ca", str(tmp_path / "nowhere")]) == 1
     assert "no CA at" in capsys.readouterr().err
 

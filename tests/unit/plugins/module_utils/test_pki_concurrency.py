@@ -67,13 +67,15 @@ def collections_root() -> str:
 
 
 def write_csrs(path: str, prefix: str, count: int) -> None:
-    csrs = [[f"{prefix}-{i}", make_csr(cn=f"{prefix}-{i}.example.com", dns=[f"{prefix}-{i}.example.com"])]
-            for i in range(count)]
+    csrs = [
+        [f"{prefix}-{i}", make_csr(cn=f"{prefix}-{i}.example.com", dns=[f"{prefix}-{i}.example.com"])]
+        for i in range(count)
+    ]
     with open(path, "w") as handle:
         json.dump(csrs, handle)
 
 
-def test_twenty_processes_sign_at_once(tmp_path) -> None:  # noqa: ANN001
+def test_twenty_processes_sign_at_once(tmp_path) -> None:
     import time
 
     ca_dir = str(tmp_path / "ca")
@@ -83,9 +85,14 @@ def test_twenty_processes_sign_at_once(tmp_path) -> None:  # noqa: ANN001
     for p in range(PROCESSES):
         csr_file = str(tmp_path / f"csrs-{p}.json")
         write_csrs(csr_file, f"p{p}", PER_PROCESS)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", SIGNER, collections_root(), ca_dir, csr_file, str(start_at)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", SIGNER, collections_root(), ca_dir, csr_file, str(start_at)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     issued = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -103,13 +110,17 @@ def test_twenty_processes_sign_at_once(tmp_path) -> None:  # noqa: ANN001
     assert ca.ledger.batch_count() == PROCESSES
 
 
-def test_signer_killed_mid_batch_leaves_the_ledger_consistent(tmp_path) -> None:  # noqa: ANN001
+def test_signer_killed_mid_batch_leaves_the_ledger_consistent(tmp_path) -> None:
     ca_dir = str(tmp_path / "ca")
     CertificateAuthority.ensure(ca_dir, AuthoritySettings(common_name="Crash CA"))
     csr_file = str(tmp_path / "csrs.json")
     write_csrs(csr_file, "doomed", 200)
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SIGNER, collections_root(), ca_dir, csr_file],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SIGNER, collections_root(), ca_dir, csr_file],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "signing"
     os.kill(proc.pid, signal.SIGKILL)

@@ -33,8 +33,10 @@ def snapshot(directory: str) -> dict[str, str]:
             state[name] = hashlib.sha256(handle.read()).hexdigest()
     ca = CertificateAuthority.open(directory)
     state["ledger"] = repr([(e.serial, e.revoked_at) for e in ca.ledger.all()])
-    state["batches"] = repr(ca.ledger.connect().execute("SELECT * FROM batches").fetchall() and
-                            [tuple(r) for r in ca.ledger.connect().execute("SELECT * FROM batches")])
+    state["batches"] = repr(
+        ca.ledger.connect().execute("SELECT * FROM batches").fetchall()
+        and [tuple(r) for r in ca.ledger.connect().execute("SELECT * FROM batches")]
+    )
     ca.ledger.close()
     return state
 
@@ -42,12 +44,14 @@ def snapshot(directory: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("ca") / "services")
-    CertificateAuthority.ensure(path, AuthoritySettings(common_name="Test CA", permitted_domains=["example.com"],
-                                                        permitted_ip_ranges=["10.0.0.0/8"]))
+    CertificateAuthority.ensure(
+        path,
+        AuthoritySettings(common_name="Test CA", permitted_domains=["example.com"], permitted_ip_ranges=["10.0.0.0/8"]),
+    )
     return path
 
 
-def refused(ca_dir: str, spec: SignSpec, message: str, **sign_args) -> None:  # noqa: ANN003
+def refused(ca_dir: str, spec: SignSpec, message: str, **sign_args) -> None:
     before = snapshot(ca_dir)
     ca = CertificateAuthority.open(ca_dir)
     with pytest.raises(PkiError, match=message):
@@ -124,8 +128,9 @@ def test_server_common_name_not_among_names(ca_dir: str) -> None:
     refused(ca_dir, SignSpec(csr=make_csr(cn="other.example.com")), "must also be one of")
 
 
-@pytest.mark.parametrize(("profile", "days", "limit"), [("server", 367, 366), ("client", 826, 825),
-                                                         ("intermediate", 3651, 3650)])
+@pytest.mark.parametrize(
+    ("profile", "days", "limit"), [("server", 367, 366), ("client", 826, 825), ("intermediate", 3651, 3650)]
+)
 def test_validity_longer_than_the_profile_allows(ca_dir: str, profile: str, days: int, limit: int) -> None:
     csr = make_csr(cn="Sub CA", dns=[]) if profile == "intermediate" else make_csr()
     refused(ca_dir, SignSpec(csr=csr, profile=profile, valid_days=days), f"allows at most {limit}")
@@ -164,7 +169,7 @@ def test_one_bad_request_stops_the_whole_batch(ca_dir: str) -> None:
     bad = SignSpec(csr=make_csr(key=rsa_key(1024)), name="weak-host")
     before = snapshot(ca_dir)
     with pytest.raises(PkiError, match="request weak-host: RSA key of 1024 bits refused"):
-        CertificateAuthority.open(ca_dir).sign(good + [bad])
+        CertificateAuthority.open(ca_dir).sign([*good, bad])
     assert snapshot(ca_dir) == before
 
 
@@ -172,7 +177,7 @@ def test_renewal_window_as_long_as_the_validity(ca_dir: str) -> None:
     refused(ca_dir, SignSpec(csr=make_csr(), valid_days=30), "would issue a new certificate", renew_before_days=30)
 
 
-def test_intermediate_beyond_path_length(tmp_path) -> None:  # noqa: ANN001
+def test_intermediate_beyond_path_length(tmp_path) -> None:
     root = str(tmp_path / "root")
     CertificateAuthority.ensure(root, AuthoritySettings(common_name="Root", path_length=0))
     before = snapshot(root)
@@ -188,7 +193,7 @@ def test_revoke_unknown_serial(ca_dir: str) -> None:
     assert snapshot(ca_dir) == before
 
 
-def test_revoke_certificate_of_another_ca(ca_dir: str, tmp_path) -> None:  # noqa: ANN001
+def test_revoke_certificate_of_another_ca(ca_dir: str, tmp_path) -> None:
     other = str(tmp_path / "other")
     CertificateAuthority.ensure(other, AuthoritySettings(common_name="Other CA"))
     foreign = CertificateAuthority.open(other).sign([SignSpec(csr=make_csr())])[0].certificate
@@ -208,20 +213,29 @@ def test_revoke_with_unknown_reason(ca_dir: str) -> None:
 
 def test_existing_ca_with_another_identity_is_not_replaced(ca_dir: str) -> None:
     before = snapshot(ca_dir)
-    with pytest.raises(PkiError, match="different identity.*common_name"):
-        CertificateAuthority.ensure(ca_dir, AuthoritySettings(common_name="Another CA",
-                                                              permitted_domains=["example.com"],
-                                                              permitted_ip_ranges=["10.0.0.0/8"]))
-    with pytest.raises(PkiError, match="different identity.*key_type"):
-        CertificateAuthority.ensure(ca_dir, AuthoritySettings(common_name="Test CA", key_type="rsa",
-                                                              permitted_domains=["example.com"],
-                                                              permitted_ip_ranges=["10.0.0.0/8"]))
-    with pytest.raises(PkiError, match="different identity.*permitted"):
+    with pytest.raises(PkiError, match=r"different identity.*common_name"):
+        CertificateAuthority.ensure(
+            ca_dir,
+            AuthoritySettings(
+                common_name="Another CA", permitted_domains=["example.com"], permitted_ip_ranges=["10.0.0.0/8"]
+            ),
+        )
+    with pytest.raises(PkiError, match=r"different identity.*key_type"):
+        CertificateAuthority.ensure(
+            ca_dir,
+            AuthoritySettings(
+                common_name="Test CA",
+                key_type="rsa",
+                permitted_domains=["example.com"],
+                permitted_ip_ranges=["10.0.0.0/8"],
+            ),
+        )
+    with pytest.raises(PkiError, match=r"different identity.*permitted"):
         CertificateAuthority.ensure(ca_dir, AuthoritySettings(common_name="Test CA"))
     assert snapshot(ca_dir) == before
 
 
-def test_wrong_passphrase(tmp_path) -> None:  # noqa: ANN001
+def test_wrong_passphrase(tmp_path) -> None:
     path = str(tmp_path / "locked")
     CertificateAuthority.ensure(path, AuthoritySettings(common_name="Locked"), passphrase="correct horse")
     before = snapshot(path)
@@ -244,7 +258,7 @@ def test_wrong_passphrase(tmp_path) -> None:  # noqa: ANN001
         (AuthoritySettings(common_name="X", key_type="dsa"), "key_type 'dsa' is not supported"),
     ],
 )
-def test_bad_authority_settings_write_nothing(tmp_path, settings: AuthoritySettings, message: str) -> None:  # noqa: ANN001
+def test_bad_authority_settings_write_nothing(tmp_path, settings: AuthoritySettings, message: str) -> None:
     path = tmp_path / "ca"
     with pytest.raises(PkiError, match=message):
         CertificateAuthority.ensure(str(path), settings)

@@ -19,16 +19,20 @@ from helpers import make_csr
 PASSPHRASE = "vault-kept passphrase 7f3c"
 
 
-def run(module: str, args: dict, tmp_path, check: bool = False, diff: bool = False) -> dict:  # noqa: ANN001
+def run(module: str, args: dict, tmp_path, check: bool = False, diff: bool = False) -> dict:
     import ansible_collections.securestack.pki as collection
 
     collections = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(collection.__path__[0]))))
     arg_file = tmp_path / f"args-{module}.json"
-    arg_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check,
-                                                            "_ansible_diff": diff}}))
+    arg_file.write_text(
+        json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}})
+    )
     proc = subprocess.run(
         [sys.executable, "-m", f"ansible_collections.securestack.pki.plugins.modules.{module}", str(arg_file)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": collections}, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": collections},
+        check=False,
     )
     assert PASSPHRASE not in proc.stdout + proc.stderr, "a passphrase leaked into the module's output"
     result = json.loads(proc.stdout)
@@ -37,17 +41,25 @@ def run(module: str, args: dict, tmp_path, check: bool = False, diff: bool = Fal
 
 
 @pytest.fixture
-def cas(tmp_path) -> dict[str, str]:  # noqa: ANN001
+def cas(tmp_path) -> dict[str, str]:
     root = str(tmp_path / "root")
     services = str(tmp_path / "services")
     assert run("ca_authority", {"path": root, "common_name": "Root", "passphrase": PASSPHRASE}, tmp_path)["changed"]
-    assert run("ca_authority", {"path": services, "common_name": "Services", "parent": root,
-                                "parent_passphrase": PASSPHRASE, "crl_url": "http://ca.example.com/s.crl"},
-               tmp_path)["changed"]
+    assert run(
+        "ca_authority",
+        {
+            "path": services,
+            "common_name": "Services",
+            "parent": root,
+            "parent_passphrase": PASSPHRASE,
+            "crl_url": "http://ca.example.com/s.crl",
+        },
+        tmp_path,
+    )["changed"]
     return {"root": root, "services": services}
 
 
-def test_ca_authority_check_real_check_real(tmp_path) -> None:  # noqa: ANN001
+def test_ca_authority_check_real_check_real(tmp_path) -> None:
     args = {"path": str(tmp_path / "ca"), "common_name": "Root", "permitted_domains": ["Example.COM"]}
     planned = run("ca_authority", args, tmp_path, check=True, diff=True)
     assert planned["changed"] and planned["certificate"] == "" and not (tmp_path / "ca").exists()
@@ -61,34 +73,46 @@ def test_ca_authority_check_real_check_real(tmp_path) -> None:  # noqa: ANN001
     assert again["diff"]["before"] == again["diff"]["after"]
 
 
-def test_ca_authority_subordinate_chain(cas: dict[str, str], tmp_path) -> None:  # noqa: ANN001
-    result = run("ca_authority", {"path": cas["services"], "common_name": "Services", "parent": cas["root"],
-                                  "parent_passphrase": PASSPHRASE, "crl_url": "http://ca.example.com/s.crl"}, tmp_path)
+def test_ca_authority_subordinate_chain(cas: dict[str, str], tmp_path) -> None:
+    result = run(
+        "ca_authority",
+        {
+            "path": cas["services"],
+            "common_name": "Services",
+            "parent": cas["root"],
+            "parent_passphrase": PASSPHRASE,
+            "crl_url": "http://ca.example.com/s.crl",
+        },
+        tmp_path,
+    )
     assert not result["changed"] and len(result["chain"]) == 2
     assert x509.load_pem_x509_certificate(result["chain"][1].encode()).subject.rfc4514_string() == "CN=Root"
 
 
-def test_ca_authority_refuses_a_different_existing_ca(cas: dict[str, str], tmp_path) -> None:  # noqa: ANN001
-    result = run("ca_authority", {"path": cas["root"], "common_name": "Root", "key_type": "rsa",
-                                  "passphrase": PASSPHRASE}, tmp_path)
+def test_ca_authority_refuses_a_different_existing_ca(cas: dict[str, str], tmp_path) -> None:
+    result = run(
+        "ca_authority",
+        {"path": cas["root"], "common_name": "Root", "key_type": "rsa", "passphrase": PASSPHRASE},
+        tmp_path,
+    )
     assert result["failed"] and result["_rc"] != 0 and "different identity (key_type" in result["msg"]
 
 
-def test_ca_sign_single_and_batch(cas: dict[str, str], tmp_path) -> None:  # noqa: ANN001
+def test_ca_sign_single_and_batch(cas: dict[str, str], tmp_path) -> None:
     csr = make_csr()
     single = {"ca": cas["services"], "csr": csr}
     planned = run("ca_sign", single, tmp_path, check=True)
     assert planned["changed"] and planned["certificate"] == "" and planned["issued"] == 1
     signed = run("ca_sign", single, tmp_path)
     assert signed["changed"] and signed["serial"] == format(
-        x509.load_pem_x509_certificate(signed["certificate"].encode()).serial_number, "x")
+        x509.load_pem_x509_certificate(signed["certificate"].encode()).serial_number, "x"
+    )
     assert signed["not_after"].endswith("Z") and len(signed["chain"]) == 2
     assert not run("ca_sign", single, tmp_path, check=True)["changed"]
     again = run("ca_sign", single, tmp_path)
     assert not again["changed"] and again["serial"] == signed["serial"]
 
-    requests = [{"name": f"h{i}", "csr": make_csr(cn=f"h{i}.example.com", dns=[f"h{i}.example.com"])}
-                for i in range(3)]
+    requests = [{"name": f"h{i}", "csr": make_csr(cn=f"h{i}.example.com", dns=[f"h{i}.example.com"])} for i in range(3)]
     requests.append({"name": "svc-client", "csr": make_csr(cn="portal", dns=[]), "profile": "client"})
     batch = run("ca_sign", {"ca": cas["services"], "requests": requests}, tmp_path)
     assert batch["changed"] and batch["issued"] == 4
@@ -100,27 +124,41 @@ def test_ca_sign_single_and_batch(cas: dict[str, str], tmp_path) -> None:  # noq
     assert [r["serial"] for r in batch_again["results"]] == [r["serial"] for r in batch["results"]]
 
 
-def test_ca_sign_rejection_reaches_the_user(cas: dict[str, str], tmp_path) -> None:  # noqa: ANN001
-    result = run("ca_sign", {"ca": cas["services"], "requests": [
-        {"name": "good", "csr": make_csr()},
-        {"name": "evil", "csr": make_csr(ca=True)},
-    ]}, tmp_path)
-    assert result["failed"] and result["msg"] == "request evil: the CSR asks for CA:TRUE, which the server profile" \
-                                                 " never grants"
+def test_ca_sign_rejection_reaches_the_user(cas: dict[str, str], tmp_path) -> None:
+    result = run(
+        "ca_sign",
+        {
+            "ca": cas["services"],
+            "requests": [
+                {"name": "good", "csr": make_csr()},
+                {"name": "evil", "csr": make_csr(ca=True)},
+            ],
+        },
+        tmp_path,
+    )
+    assert (
+        result["failed"]
+        and result["msg"] == "request evil: the CSR asks for CA:TRUE, which the server profile never grants"
+    )
     info = run("ca_info", {"ca": cas["services"]}, tmp_path)
     assert info["certificates"] == []
 
 
-def test_ca_sign_intermediate_from_an_encrypted_root(cas: dict[str, str], tmp_path) -> None:  # noqa: ANN001
-    args = {"ca": cas["root"], "passphrase": PASSPHRASE, "csr": make_csr(cn="Users CA", dns=[]),
-            "profile": "intermediate", "extended_key_usage": ["clientAuth"]}
+def test_ca_sign_intermediate_from_an_encrypted_root(cas: dict[str, str], tmp_path) -> None:
+    args = {
+        "ca": cas["root"],
+        "passphrase": PASSPHRASE,
+        "csr": make_csr(cn="Users CA", dns=[]),
+        "profile": "intermediate",
+        "extended_key_usage": ["clientAuth"],
+    }
     signed = run("ca_sign", args, tmp_path)
     assert signed["changed"]
     without = run("ca_sign", {**args, "passphrase": None}, tmp_path)
     assert without["failed"] and "passphrase is required" in without["msg"]
 
 
-def test_ca_revoke_and_ca_crl(cas: dict[str, str], tmp_path) -> None:  # noqa: ANN001
+def test_ca_revoke_and_ca_crl(cas: dict[str, str], tmp_path) -> None:
     signed = run("ca_sign", {"ca": cas["services"], "csr": make_csr()}, tmp_path)
     args = {"ca": cas["services"], "serial": signed["serial"].upper(), "reason": "superseded"}
     planned = run("ca_revoke", args, tmp_path, check=True, diff=True)
@@ -148,7 +186,7 @@ def test_ca_revoke_and_ca_crl(cas: dict[str, str], tmp_path) -> None:  # noqa: A
     assert root_crl["failed"] and "passphrase is required" in root_crl["msg"]
 
 
-def test_ca_info(cas: dict[str, str], tmp_path) -> None:  # noqa: ANN001
+def test_ca_info(cas: dict[str, str], tmp_path) -> None:
     run("ca_sign", {"ca": cas["services"], "csr": make_csr(), "valid_days": 10, "renew_before_days": 2}, tmp_path)
     run("ca_sign", {"ca": cas["services"], "csr": make_csr(), "valid_days": 200}, tmp_path)
     info = run("ca_info", {"ca": cas["services"]}, tmp_path, check=True)
