@@ -35,7 +35,7 @@ if [[ "$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" != tr
     docker run -d --name "$container" --hostname ca \
         --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
         --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-        --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
+        --tmpfs /run --tmpfs /run/lock --tmpfs /tmp --stop-signal SIGRTMIN+3 \
         "$image" /sbin/init >/dev/null
 fi
 for _ in $(seq 60); do
@@ -68,7 +68,12 @@ in_ca openssl verify -x509_strict -CAfile "$base/root/ca.crt" -untrusted "$base/
     "$base/services/ca.crt" | sed 's/^/   /'
 echo "-- CRL refresh timer"
 in_ca systemctl list-timers securestack-pki-crl.timer --no-pager | sed 's/^/   /'
-echo "   enabled: $(in_ca systemctl is-enabled securestack-pki-crl.timer), last service result: $(in_ca systemctl show securestack-pki-crl.service -p Result --value)"
+echo "   timer: $(in_ca systemctl is-enabled securestack-pki-crl.timer), $(in_ca systemctl is-active securestack-pki-crl.timer)"
+echo "-- running its service once by hand: systemctl start securestack-pki-crl.service"
+since=$(in_ca date '+%Y-%m-%d %H:%M:%S')
+in_ca systemctl start securestack-pki-crl.service
+echo "   result: $(in_ca systemctl show securestack-pki-crl.service -p Result --value)"
+in_ca journalctl -u securestack-pki-crl.service --since "$since" -o cat --no-pager | sed 's/^/   /'
 echo "-- files (inside the container)"
 echo "   private (0700, keys 0600): $base"
 in_ca sh -c "cd $base && ls -l root services" | sed 's/^/     /'

@@ -60,9 +60,14 @@ def test_ca_dir_and_key_are_private(host, name):
 
 
 @pytest.mark.parametrize("name", CAS)
-def test_no_file_of_the_ca_is_readable_by_others(host, name):
-    out = host.check_output(f"find {BASE}/{name} -perm /o=rwx")
-    assert out == ""
+def test_only_public_files_of_the_ca_are_readable_by_others(host, name):
+    ledger = host.file(ca_file(name, "ledger.sqlite3"))
+    assert (ledger.user, ledger.mode) == ("root", 0o600)
+    # Certificates and CRLs may be 0644 (the 0700 directory guards them);
+    # nothing else may be open to others.
+    public = {"ca.crt", "chain.pem", "crl.pem", "crl.der"}
+    out = host.check_output(f"find {BASE}/{name} -mindepth 1 -perm /o=rwx -printf '%f\\n'")
+    assert set(out.split()) <= public
 
 
 def test_root_key_encryption_follows_passphrase(host):
@@ -158,7 +163,8 @@ def test_public_dir_holds_copies_readable_by_all(host):
         der = host.run(f"openssl crl -inform DER -in {PUBLIC}/{name}.crl -noout -crlnumber")
         pem = host.run(f"openssl crl -in {ca_file(name, 'crl.pem')} -noout -crlnumber")
         assert der.rc == 0 and der.stdout == pem.stdout
-    assert "PRIVATE KEY" not in host.check_output(f"cat {PUBLIC}/*")
+    # No key material in the public directory.
+    assert host.run(f"grep -rl 'PRIVATE KEY' {PUBLIC}").stdout == ""
 
 
 def test_timer_active_and_enabled(host):
