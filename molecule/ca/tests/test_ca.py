@@ -30,11 +30,11 @@ def ca_file(name: str, leaf: str) -> str:
 def openssl_date(text: str) -> dt.datetime:
     """Parse 'nextUpdate=Dec  3 19:00:00 2025 GMT' (the value after '=')."""
     value = " ".join(text.split("=", 1)[1].split())
-    return dt.datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
 
 
 def now(host) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(host.check_output("date +%s")), dt.timezone.utc)
+    return dt.datetime.fromtimestamp(int(host.check_output("date +%s")), dt.UTC)
 
 
 def test_packages_installed(host):
