@@ -53,5 +53,5 @@ demo-down: setup
 clean:
 	@for s in $$(scripts/molecule.sh --list 2>/dev/null); do \
 	    .venv/bin/molecule destroy -s "$$s" > /dev/null 2>&1 || true; done
-	rm -rf .venv .venv-lint .cache .ansible .pytest_cache .ruff_cache
+	rm -rf .venv .venv-lint .venv-sanity .cache .ansible .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -18,7 +18,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 # Debian packages the test bed needs on the host.
 HOST_PACKAGES=(
     docker.io debootstrap rsync git make openssl curl ca-certificates
-    apt-cacher-ng python3-venv
+    apt-cacher-ng python3-venv shellcheck
 )
 PYTHON=${PYTHON:-python3}
 APT_CACHE_PORT=3142
@@ -78,7 +78,9 @@ host_mirror() {
     local f uri
     for f in /etc/apt/sources.list.d/*.sources; do
         [ -r "$f" ] || continue
-        for uri in $(awk '/^URIs:/ { $1 = ""; print }' "$f"); do
+        local uris=()
+        mapfile -t uris < <(awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' "$f")
+        for uri in "${uris[@]}"; do
             case "$uri" in */debian|*/debian/) echo "${uri%/}"; return ;; esac
         done
     done
@@ -147,6 +149,7 @@ make_venv() {
 step_venvs() {
     make_venv .venv requirements/test.txt
     make_venv .venv-lint requirements/lint.txt
+    make_venv .venv-sanity requirements/sanity.txt
 }
 
 step_images() {
