@@ -152,11 +152,27 @@ step_venvs() {
     make_venv .venv-sanity requirements/sanity.txt
 }
 
+# The images build in parallel (debootstrap waits on the network and dpkg
+# more than on the CPU); each build's output goes to a log shown at the end.
 step_images() {
-    local recipe
+    local recipe name failed=0 pids=() names=()
+    mkdir -p .cache/logs
     for recipe in images/debian-*.env; do
-        scripts/build-image.sh "$recipe"
+        name=$(basename "$recipe" .env)
+        scripts/build-image.sh "$recipe" > ".cache/logs/image-$name.log" 2>&1 &
+        pids+=("$!")
+        names+=("$name")
     done
+    for i in "${!pids[@]}"; do
+        if wait "${pids[$i]}"; then
+            tail -n 1 ".cache/logs/image-${names[$i]}.log"
+        else
+            cat ".cache/logs/image-${names[$i]}.log" >&2
+            log "image ${names[$i]}: build FAILED (log: .cache/logs/image-${names[$i]}.log)"
+            failed=1
+        fi
+    done
+    [ "$failed" = 0 ] || die "image build failed"
 }
 
 steps=("$@")
