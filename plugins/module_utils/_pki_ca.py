@@ -717,6 +717,8 @@ class CertificateAuthority:
                 if profile.ca:
                     self.check_may_issue_ca(request.path_length or 0, [])
             except PkiError as exc:
+                if len(specs) == 1 and not spec.name:
+                    raise
                 raise PkiError(f"request {label}: {exc}") from None
             validated.append(request)
         return validated
