@@ -175,11 +175,29 @@ step_images() {
     [ "$failed" = 0 ] || die "image build failed"
 }
 
-steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(packages docker aptcache venvs images)
-for s in "${steps[@]}"; do
+run_step() {
+    local start
     start=$(date +%s)
-    "step_$s"
-    log "step $s took $(( $(date +%s) - start ))s"
-done
+    "step_$1"
+    log "step $1 took $(( $(date +%s) - start ))s"
+}
+
+if [ $# -gt 0 ]; then
+    for s in "$@"; do
+        run_step "$s"
+    done
+else
+    run_step packages
+    run_step docker
+    run_step aptcache
+    # Images (network and dpkg) and venvs (pip) build side by side.
+    mkdir -p .cache/logs
+    run_step images > .cache/logs/setup-images.log 2>&1 &
+    images_pid=$!
+    run_step venvs
+    images_rc=0
+    wait "$images_pid" || images_rc=$?
+    cat .cache/logs/setup-images.log
+    [ "$images_rc" = 0 ] || die "building the test images failed (see above)"
+fi
 log "done in ${root}"
