@@ -110,8 +110,8 @@ step_aptcache() {
         sleep 1
     fi
     mkdir -p /run/apt-cacher-ng /var/cache/apt-cacher-ng /var/log/apt-cacher-ng
-    chown apt-cacher-ng:apt-cacher-ng /run/apt-cacher-ng /var/cache/apt-cacher-ng /var/log/apt-cacher-ng 2>/dev/null || true
-    /usr/sbin/apt-cacher-ng -c /etc/apt-cacher-ng \
+    chown -R apt-cacher-ng:apt-cacher-ng /run/apt-cacher-ng /var/cache/apt-cacher-ng /var/log/apt-cacher-ng
+    runuser -u apt-cacher-ng -- /usr/sbin/apt-cacher-ng -c /etc/apt-cacher-ng \
         pidfile="$pidfile" SocketPath=/run/apt-cacher-ng/socket foreground=0 \
         Port="$APT_CACHE_PORT" \
         "Remap-debrep=file:deb_mirror*.gz /debian ; $mirror/"
