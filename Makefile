@@ -1,6 +1,7 @@
 # securestack.pki test bed. Every target runs `setup` first (idempotent, fast
 # when everything is there) and prints how long each stage took.
-#   make test    setup lint sanity unit molecule
+#   make test    setup lint sanity unit (engine tests on cryptography 45 and 38, modules
+#                through ansible-playbook) molecule
 #   make demo    setup, then demo/demo.sh
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -32,6 +33,8 @@ sanity: setup
 
 unit: setup
 	@$(TIMED) unit .venv/bin/pytest tests/unit
+	@$(TIMED) unit-engine-cryptography-38 .venv-engine-oldest/bin/python -m pytest -q tests/unit/plugins/module_utils
+	@$(TIMED) integration .venv/bin/ansible-playbook -i localhost, tests/integration/modules.yml
 
 molecule: setup
 	@$(TIMED) molecule scripts/molecule.sh
@@ -53,5 +56,5 @@ demo-down: setup
 clean:
 	@for s in $$(scripts/molecule.sh --list 2>/dev/null); do \
 	    .venv/bin/molecule destroy -s "$$s" > /dev/null 2>&1 || true; done
-	rm -rf .venv .venv-lint .venv-sanity .cache .ansible .pytest_cache .ruff_cache
+	rm -rf .venv .venv-lint .venv-sanity .venv-engine-oldest .cache .ansible .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

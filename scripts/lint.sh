@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# ruff (check + format check) over the Python of plugins/ tests/ scripts/,
+# ruff (check + format check) over the Python of plugins/ tests/ scripts/ molecule/,
 # yamllint over the repo, ansible-lint --profile production (from .venv-lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 py_dirs=()
-for d in plugins tests scripts; do
+for d in plugins tests scripts molecule; do
     [ -d "$d" ] && py_dirs+=("$d")
 done
 py_files=()

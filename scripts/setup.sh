@@ -150,6 +150,7 @@ step_venvs() {
     make_venv .venv requirements/test.txt
     make_venv .venv-lint requirements/lint.txt
     make_venv .venv-sanity requirements/sanity.txt
+    make_venv .venv-engine-oldest requirements/engine-oldest.txt
 }
 
 # The images build in parallel (debootstrap waits on the network and dpkg

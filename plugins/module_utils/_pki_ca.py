@@ -27,10 +27,13 @@ import multiprocessing
 import os
 from dataclasses import asdict, dataclass, field
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+except ImportError:
+    pass  # reported through _pki_policy.CRYPTOGRAPHY_IMPORT_ERROR
 
 from ._pki_files import (
     DIRECTORY_MODE,
@@ -70,19 +73,21 @@ BACKDATE = datetime.timedelta(minutes=5)
 DEFAULT_CRL_DAYS = 7
 MAX_ROOT_DAYS = 7300
 KEY_TYPES = ("ecdsa", "rsa", "ed25519")
-CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+CURVES = ("secp256r1", "secp384r1")
 RSA_SIZES = (2048, 3072, 4096)
 
-REVOCATION_REASONS = {
-    "unspecified": x509.ReasonFlags.unspecified,
-    "keyCompromise": x509.ReasonFlags.key_compromise,
-    "cACompromise": x509.ReasonFlags.ca_compromise,
-    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
-    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
-    "aACompromise": x509.ReasonFlags.aa_compromise,
-}
+# RFC 5280 reason names, which are also the values of cryptography's ReasonFlags.
+# certificateHold is left out on purpose: revocation is final.
+REVOCATION_REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "cACompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+    "aACompromise",
+)
 
 
 # ---------------------------------------------------------------- helpers
@@ -150,7 +155,7 @@ def generate_key(key_type: str, key_curve: str = "secp256r1", key_size: int = 30
     if key_type == "ecdsa":
         if key_curve not in CURVES:
             raise PkiError(f"key_curve {key_curve!r} is not supported: use {', '.join(CURVES)}")
-        return ec.generate_private_key(CURVES[key_curve]())
+        return ec.generate_private_key(ec.SECP384R1() if key_curve == "secp384r1" else ec.SECP256R1())
     if key_type == "rsa":
         if key_size not in RSA_SIZES:
             raise PkiError(f"key_size {key_size} is not supported for a CA: use {', '.join(map(str, RSA_SIZES))}")
@@ -485,7 +490,7 @@ class CertificateAuthority:
         except x509.ExtensionNotFound:
             return []
         by_oid = {oid: name for name, oid in EXTENDED_KEY_USAGES.items()}
-        return [by_oid.get(u, u.dotted_string) for u in usages]
+        return [by_oid.get(u.dotted_string, u.dotted_string) for u in usages]
 
     def check_identity(self, settings: AuthoritySettings, issuer: CertificateAuthority | None) -> None:
         """Refuse to silently turn an existing CA into a different one."""
@@ -832,7 +837,8 @@ class CertificateAuthority:
         return SignResult(request.name, True, None, None, None, request.profile.name)
 
     # -- revocation and CRLs ---------------------------------------------
-    def find_serial(self, serial: str | None = None, certificate: str | None = None) -> str:
+    def find_serial(self, serial: str | None = None, certificate: str | None = None) -> Entry:
+        """The ledger entry of a certificate this CA issued, by serial or by the certificate itself."""
         if (serial is None) == (certificate is None):
             raise PkiError("give exactly one of serial or certificate")
         if certificate is not None:
@@ -849,7 +855,7 @@ class CertificateAuthority:
             raise PkiError(f"serial {wanted} was not issued by the CA at {self.path}")
         if certificate is not None and entry.pem.strip() != certificate.strip():
             raise PkiError(f"serial {wanted} is in the ledger, but with another certificate: refusing")
-        return wanted
+        return entry
 
     def revoke(
         self,
@@ -862,18 +868,16 @@ class CertificateAuthority:
         now = now or utcnow()
         if reason not in REVOCATION_REASONS:
             raise PkiError(f"unknown revocation reason {reason!r}: use one of {', '.join(REVOCATION_REASONS)}")
-        wanted = self.find_serial(serial, certificate)
-        entry = self.ledger.get(wanted)
-        assert entry is not None  # noqa: S101  find_serial checked it
+        entry = self.find_serial(serial, certificate)
         if entry.revoked_at is not None:
             return False, entry
         if check_mode:
             return True, entry
         self.key  # noqa: B018  the CRL must be rewritten: fail before marking anything
         with self.ledger.write() as cur:
-            Ledger.mark_revoked(cur, wanted, iso(now), reason)
+            Ledger.mark_revoked(cur, entry.serial, iso(now), reason)
         self.refresh_crl(force=True, now=now)
-        return True, self.ledger.get(wanted)  # type: ignore[return-value]
+        return True, self.ledger.get(entry.serial) or entry
 
     def _revocation_digest(self) -> str:
         return self._revocation_digest_from(self.ledger.revoked())
@@ -922,9 +926,8 @@ class CertificateAuthority:
                 f"renew_before_days ({renew_before_days}) must be shorter than the CRL validity ({days} days),"
                 " or every run would rewrite the CRL"
             )
-        if not force and not self.crl_needs_refresh(renew_before_days, now):
-            crl = self.current_crl()
-            assert crl is not None  # noqa: S101
+        crl = self.current_crl()
+        if not force and crl is not None and not self.crl_needs_refresh(renew_before_days, now):
             return CrlResult(
                 False,
                 crl.public_bytes(serialization.Encoding.PEM).decode(),
@@ -956,7 +959,7 @@ class CertificateAuthority:
                 )
                 if entry.revocation_reason and entry.revocation_reason != "unspecified":
                     revoked_builder = revoked_builder.add_extension(
-                        x509.CRLReason(REVOCATION_REASONS[entry.revocation_reason]), critical=False
+                        x509.CRLReason(x509.ReasonFlags(entry.revocation_reason)), critical=False
                     )
                 builder = builder.add_revoked_certificate(revoked_builder.build())
             crl = builder.sign(key, signature_hash(key))
@@ -1080,7 +1083,8 @@ def _check_signatures(csrs: list[str]) -> list[bool | None]:
 
 def _sign_chunk(jobs: list[_SignJob]) -> list[str]:
     context = _FORKED_CONTEXT
-    assert context is not None  # noqa: S101
+    if context is None:
+        raise RuntimeError("a signing worker started without the CA's signing context")
     return [_sign_job(context, job) for job in jobs]
 
 
@@ -1164,7 +1168,9 @@ def _build_certificate(
     )
     builder = builder.add_extension(authority_key_id, critical=False)
     if eku:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([EXTENDED_KEY_USAGES[u] for u in eku]), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([x509.ObjectIdentifier(EXTENDED_KEY_USAGES[u]) for u in eku]), critical=False
+        )
     if names:
         # RFC 5280 4.2.1.6: the extension is critical when the subject is empty.
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=len(subject) == 0)

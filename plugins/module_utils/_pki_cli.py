@@ -17,7 +17,7 @@ import json
 import sys
 
 from ._pki_ca import CertificateAuthority
-from ._pki_policy import PkiError
+from ._pki_policy import CRYPTOGRAPHY_IMPORT_ERROR, PkiError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if CRYPTOGRAPHY_IMPORT_ERROR is not None:
+        sys.stderr.write(
+            "securestack_pki: error: the Python library cryptography is missing (Debian: python3-cryptography)\n"
+        )
+        return 2
     try:
         if args.command == "crl":
             for path in args.ca:
@@ -42,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
                     valid_days=args.valid_days, renew_before_days=args.renew_before_days, force=args.force
                 )
                 state = "rewritten" if result.changed else "current"
-                print(f"{path}: CRL {state}, number {result.crl_number}, next update {result.next_update}")
+                sys.stdout.write(f"{path}: CRL {state}, number {result.crl_number}, next update {result.next_update}\n")
         else:
             ca = CertificateAuthority.open(args.ca)
-            print(json.dumps({"ca": ca.summary(), "certificates": ca.inventory()}, indent=2))
+            sys.stdout.write(json.dumps({"ca": ca.summary(), "certificates": ca.inventory()}, indent=2) + "\n")
     except PkiError as exc:
-        print(f"securestack_pki: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"securestack_pki: error: {exc}\n")
         return 1
     return 0

@@ -11,19 +11,12 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-CRYPTOGRAPHY_IMPORT_ERROR: str | None
-try:
-    import cryptography  # noqa: F401  (probed here, used by the engine)
-except ImportError:
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-else:
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+from ._pki_policy import CRYPTOGRAPHY_IMPORT_ERROR, PkiError
 
 MINIMUM_CRYPTOGRAPHY = "3.4"
 
@@ -38,8 +31,6 @@ def require_cryptography(module: AnsibleModule) -> None:
 
 def run_engine(module: AnsibleModule, action: Callable[[], Any]) -> Any:
     """Run an engine call; a refused input or state ends the module with the engine's message."""
-    from ._pki_policy import PkiError  # noqa: PLC0415  (needs cryptography: imported after the probe)
-
     try:
         return action()
     except PkiError as exc:

@@ -15,12 +15,19 @@ import datetime
 import hashlib
 import ipaddress
 import re
+import traceback
 from dataclasses import dataclass, field
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+CRYPTOGRAPHY_IMPORT_ERROR: str | None = None
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+except ImportError:
+    # Nothing of the engine runs without it: the modules (_pki_module.py) and
+    # the command line (_pki_cli.py) check this and say what to install.
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 MAX_PEM_BYTES = 16 * 1024
 MAX_NAMES = 100
@@ -29,25 +36,27 @@ MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 ACCEPTED_CURVES = ("secp256r1", "secp384r1")
 
+# Extended key usages by their RFC 5280 names (OIDs as dotted strings, so this
+# module imports without cryptography).
 EXTENDED_KEY_USAGES = {
-    "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
-    "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
-    "codeSigning": ExtendedKeyUsageOID.CODE_SIGNING,
-    "emailProtection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
-    "OCSPSigning": ExtendedKeyUsageOID.OCSP_SIGNING,
+    "serverAuth": "1.3.6.1.5.5.7.3.1",
+    "clientAuth": "1.3.6.1.5.5.7.3.2",
+    "codeSigning": "1.3.6.1.5.5.7.3.3",
+    "emailProtection": "1.3.6.1.5.5.7.3.4",
+    "OCSPSigning": "1.3.6.1.5.5.7.3.9",
 }
 
 # Subject attributes a CSR may carry into a certificate. Anything else is
 # refused rather than dropped silently, so the requester knows what they get.
 SUBJECT_ATTRIBUTES = {
-    NameOID.COMMON_NAME: "CN",
-    NameOID.ORGANIZATION_NAME: "O",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
-    NameOID.COUNTRY_NAME: "C",
-    NameOID.STATE_OR_PROVINCE_NAME: "ST",
-    NameOID.LOCALITY_NAME: "L",
-    NameOID.EMAIL_ADDRESS: "emailAddress",
-    NameOID.SERIAL_NUMBER: "serialNumber",
+    "2.5.4.3": "CN",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.6": "C",
+    "2.5.4.8": "ST",
+    "2.5.4.7": "L",
+    "1.2.840.113549.1.9.1": "emailAddress",
+    "2.5.4.5": "serialNumber",
 }
 
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -254,15 +263,16 @@ def load_csr(data: str | bytes, signature_valid: bool | None = None) -> x509.Cer
 
 def _subject_of(csr: x509.CertificateSigningRequest) -> x509.Name:
     for attribute in csr.subject:
-        if attribute.oid not in SUBJECT_ATTRIBUTES:
+        short_name = SUBJECT_ATTRIBUTES.get(attribute.oid.dotted_string)
+        if short_name is None:
             raise PkiError(
                 f"subject attribute {attribute.oid.dotted_string} ({attribute.oid._name}) is not accepted;"
                 f" allowed: {', '.join(SUBJECT_ATTRIBUTES.values())}"
             )
         if not isinstance(attribute.value, str) or not attribute.value.strip():
-            raise PkiError(f"subject attribute {SUBJECT_ATTRIBUTES[attribute.oid]} is empty")
+            raise PkiError(f"subject attribute {short_name} is empty")
         if any(ord(c) < 32 or ord(c) == 127 for c in attribute.value):
-            raise PkiError(f"subject attribute {SUBJECT_ATTRIBUTES[attribute.oid]} holds control characters")
+            raise PkiError(f"subject attribute {short_name} holds control characters")
     return csr.subject
 
 

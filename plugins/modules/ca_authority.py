@@ -20,7 +20,7 @@ description:
     parent, path length or name constraints, the module fails and changes nothing.
   - Creating a CA also writes its first CRL (valid for 7 days); use M(securestack.pki.ca_crl) to keep it fresh.
 author:
-  - securestack.pki contributors
+  - securestack.pki contributors (@securestack)
 attributes:
   check_mode:
     support: full
@@ -167,19 +167,13 @@ path:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    require_cryptography,
-    run_engine,
+from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import (
+    AuthoritySettings,
+    CertificateAuthority,
+    iso,
+    serial_hex,
 )
-
-if CRYPTOGRAPHY_IMPORT_ERROR is None:
-    from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import (
-        AuthoritySettings,
-        CertificateAuthority,
-        iso,
-        serial_hex,
-    )
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ description:
   - The CRL follows RFC 5280, version 2, with a CRL number that increases with every CRL, the authority key
     identifier, thisUpdate and nextUpdate, and a reason code for every entry revoked with a reason.
 author:
-  - securestack.pki contributors
+  - securestack.pki contributors (@securestack)
 attributes:
   check_mode:
     support: full
@@ -86,14 +86,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    require_cryptography,
-    run_engine,
-)
-
-if CRYPTOGRAPHY_IMPORT_ERROR is None:
-    from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CRL_FILE, CertificateAuthority
+from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CRL_FILE, CertificateAuthority
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ description:
   - Reads the CA's ledger and returns every certificate it issued with its status (C(valid), C(revoked) or
     C(expired)) and expiry, and a summary of the CA itself. Changes nothing.
 author:
-  - securestack.pki contributors
+  - securestack.pki contributors (@securestack)
 attributes:
   check_mode:
     support: full
@@ -23,7 +23,6 @@ attributes:
     platforms: posix
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
 options:
   ca:
     description:
@@ -143,18 +142,12 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    require_cryptography,
-    run_engine,
+from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import (
+    CertificateAuthority,
+    parse_iso,
+    utcnow,
 )
-
-if CRYPTOGRAPHY_IMPORT_ERROR is None:
-    from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import (
-        CertificateAuthority,
-        parse_iso,
-        utcnow,
-    )
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
 
 
 def main() -> None:

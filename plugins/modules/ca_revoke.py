@@ -16,7 +16,7 @@ description:
   - Only certificates in the CA's ledger can be revoked; an unknown serial, or a certificate of another CA,
     fails and changes nothing. Revocation is final (C(certificateHold) is not offered).
 author:
-  - securestack.pki contributors
+  - securestack.pki contributors (@securestack)
 attributes:
   check_mode:
     support: full
@@ -78,14 +78,8 @@ crl:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    require_cryptography,
-    run_engine,
-)
-
-if CRYPTOGRAPHY_IMPORT_ERROR is None:
-    from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CertificateAuthority
+from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CertificateAuthority
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
 
 REASONS = [
     "unspecified",

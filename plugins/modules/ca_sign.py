@@ -13,10 +13,10 @@ description:
   - Signs CSRs with a CA created by M(securestack.pki.ca_authority), under a profile that sets basic
     constraints, key usage and extended key usage itself. Nothing but the subject and the subject alternative
     names is taken from the CSR, and those only after validation against the CA's permitted names.
-  - Give O(requests) to sign many CSRs in one call and one database transaction: this is how a play signs the
+  - Give O(requests) to sign many CSRs in one call and one database transaction. This is how a play signs the
     CSRs of all its hosts at once (C(run_once) and C(delegate_to) the CA host).
   - Idempotent through the CA's ledger. The same public key, subject, names and profile get the same
-    certificate back (RV(changed=false)) until it enters its renewal window (O(renew_before_days) before expiry).
+    certificate back (C(changed=false)) until it enters its renewal window (O(renew_before_days) before expiry).
   - Every request is validated before anything is signed. One refused request fails the whole call with a
     message that names the request and the problem, and nothing is written.
   - Refused are text that is no CSR, a CSR whose signature does not verify, a CSR asking for C(CA:TRUE) under
@@ -25,7 +25,7 @@ description:
     request without a DNS name or IP address, a validity beyond the profile's maximum, and input over 16 KiB
     per CSR or 10000 requests per call.
 author:
-  - securestack.pki contributors
+  - securestack.pki contributors (@securestack)
 attributes:
   check_mode:
     support: full
@@ -177,14 +177,8 @@ issued:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    require_cryptography,
-    run_engine,
-)
-
-if CRYPTOGRAPHY_IMPORT_ERROR is None:
-    from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CertificateAuthority, SignSpec
+from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CertificateAuthority, SignSpec
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
 
 PROFILES = ["server", "client", "intermediate"]
 USAGES = ["serverAuth", "clientAuth", "codeSigning", "emailProtection", "OCSPSigning"]

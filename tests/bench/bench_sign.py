@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) securestack.pki contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -26,7 +25,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "unit"))
-import conftest  # noqa: E402,F401  (puts the checkout on sys.path as ansible_collections.securestack.pki)
+from conftest import link_collection  # noqa: E402
+
+link_collection()  # this checkout, importable as ansible_collections.securestack.pki
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: E402
@@ -108,14 +109,16 @@ def bench(key_type: str, csrs: list[str], singles: int, workdir: str) -> dict:
     engine = time.perf_counter() - start
     assert sum(r.changed for r in results) == count
 
-    startup, _ = module_call({"ca": path, "csr": make_csr(cn="warm.example.com", dns=["warm.example.com"])}, workdir)
+    startup, _result = module_call(
+        {"ca": path, "csr": make_csr(cn="warm.example.com", dns=["warm.example.com"])}, workdir
+    )
     batch, result = module_call(
         {"ca": path, "requests": [{"name": str(i), "csr": c} for i, c in enumerate(csrs)]}, workdir
     )
     assert result["issued"] == count, result["issued"]
     single_times = []
     for i in range(singles):
-        elapsed, _ = module_call(
+        elapsed, _result = module_call(
             {"ca": path, "csr": make_csr(cn=f"s{i}.example.com", dns=[f"s{i}.example.com"])}, workdir
         )
         single_times.append(elapsed)

@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTIONS = os.path.join(ROOT, ".cache", "unit-collections")
 
 
-def _link_collection() -> None:
+def link_collection() -> None:
+    """Idempotent: the checkout becomes importable as ansible_collections.securestack.pki."""
     if os.sep + os.path.join("ansible_collections", "securestack", "pki") in ROOT:
         # ansible-test units or an installed copy: already importable.
         sys.path.insert(0, ROOT.rsplit(os.sep + "ansible_collections", 1)[0])
@@ -21,7 +22,8 @@ def _link_collection() -> None:
     os.makedirs(os.path.dirname(link), exist_ok=True)
     if not os.path.islink(link):
         os.symlink(ROOT, link)
-    sys.path.insert(0, COLLECTIONS)
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
 
 
-_link_collection()
+link_collection()

@@ -332,7 +332,7 @@ def test_revocation_and_crl(pki: dict[str, str]) -> None:
     number_before = int(ca.ledger.get_meta("crl.number") or 0)
     changed, entry = ca.revoke(serial=issued.serial.upper(), reason="keyCompromise")
     assert changed and entry.revocation_reason == "keyCompromise"
-    changed_again, _ = ca.revoke(certificate=issued.certificate, reason="keyCompromise")
+    changed_again, _entry = ca.revoke(certificate=issued.certificate, reason="keyCompromise")
     assert not changed_again
     crl = ca.current_crl()
     assert crl is not None and crl.is_signature_valid(ca.certificate.public_key())

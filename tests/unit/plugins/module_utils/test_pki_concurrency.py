@@ -98,7 +98,7 @@ def test_twenty_processes_sign_at_once(tmp_path) -> None:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         issued += json.loads(out)
-    serials = [serial for _, serial, _ in issued]
+    serials = [serial for _name, serial, _pem in issued]
     assert len(issued) == PROCESSES * PER_PROCESS
     assert len(set(serials)) == len(serials), "two signers got the same serial"
     ledger = {e.serial: e for e in CertificateAuthority.open(ca_dir).ledger.all()}

@@ -19,7 +19,8 @@ from helpers import make_csr
 PASSPHRASE = "vault-kept passphrase 7f3c"
 
 
-def run(module: str, args: dict, tmp_path, check: bool = False, diff: bool = False) -> dict:
+def run(module: str, args: dict, tmp_path, *, check: bool = False, diff: bool = False, shadow: str = "") -> dict:
+    """Run a module in its own process; `shadow` is a directory put first on PYTHONPATH."""
     import ansible_collections.securestack.pki as collection
 
     collections = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(collection.__path__[0]))))
@@ -31,7 +32,7 @@ def run(module: str, args: dict, tmp_path, check: bool = False, diff: bool = Fal
         [sys.executable, "-m", f"ansible_collections.securestack.pki.plugins.modules.{module}", str(arg_file)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": collections},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [shadow, collections]))},
         check=False,
     )
     assert PASSPHRASE not in proc.stdout + proc.stderr, "a passphrase leaked into the module's output"
@@ -197,3 +198,16 @@ def test_ca_info(cas: dict[str, str], tmp_path) -> None:
     assert len(soon["certificates"]) == 1
     root = run("ca_info", {"ca": cas["root"]}, tmp_path)
     assert [c["profile"] for c in root["certificates"]] == ["intermediate"]
+
+
+def test_missing_cryptography_is_named(tmp_path) -> None:
+    shadow = tmp_path / "shadow"
+    (shadow / "cryptography").mkdir(parents=True)
+    (shadow / "cryptography" / "__init__.py").write_text("raise ImportError('cryptography is not installed here')\n")
+    for module, args in [
+        ("ca_authority", {"path": str(tmp_path / "ca"), "common_name": "X"}),
+        ("ca_info", {"ca": str(tmp_path / "ca")}),
+    ]:
+        result = run(module, args, tmp_path, shadow=str(shadow))
+        assert result["failed"] and "python3-cryptography" in result["msg"]
+    assert not (tmp_path / "ca").exists()
