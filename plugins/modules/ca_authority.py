@@ -174,6 +174,7 @@ from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import (
     serial_hex,
 )
 from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
+from ansible_collections.securestack.pki.plugins.module_utils._pki_policy import EXTENDED_KEY_USAGES
 
 
 def main() -> None:
@@ -197,7 +198,7 @@ def main() -> None:
                 type="list",
                 elements="str",
                 default=[],
-                choices=["serverAuth", "clientAuth", "codeSigning", "emailProtection", "OCSPSigning"],
+                choices=list(EXTENDED_KEY_USAGES),
             ),
         ),
         supports_check_mode=True,

@@ -78,19 +78,8 @@ crl:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CertificateAuthority
+from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import REVOCATION_REASONS, CertificateAuthority
 from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
-
-REASONS = [
-    "unspecified",
-    "keyCompromise",
-    "cACompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
-    "aACompromise",
-]
 
 
 def main() -> None:
@@ -100,7 +89,7 @@ def main() -> None:
             passphrase=dict(type="str", no_log=True),
             serial=dict(type="str"),
             certificate=dict(type="str"),
-            reason=dict(type="str", choices=REASONS, default="unspecified"),
+            reason=dict(type="str", choices=list(REVOCATION_REASONS), default="unspecified"),
         ),
         mutually_exclusive=[("serial", "certificate")],
         required_one_of=[("serial", "certificate")],

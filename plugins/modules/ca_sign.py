@@ -179,9 +179,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CertificateAuthority, SignSpec
 from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
-
-PROFILES = ["server", "client", "intermediate"]
-USAGES = ["serverAuth", "clientAuth", "codeSigning", "emailProtection", "OCSPSigning"]
+from ansible_collections.securestack.pki.plugins.module_utils._pki_policy import EXTENDED_KEY_USAGES, PROFILES
 
 
 def main() -> None:
@@ -196,16 +194,16 @@ def main() -> None:
                 options=dict(
                     name=dict(type="str", required=True),
                     csr=dict(type="str", required=True),
-                    profile=dict(type="str", choices=PROFILES),
+                    profile=dict(type="str", choices=list(PROFILES)),
                     valid_days=dict(type="int"),
                 ),
             ),
-            profile=dict(type="str", choices=PROFILES, default="server"),
+            profile=dict(type="str", choices=list(PROFILES), default="server"),
             valid_days=dict(type="int"),
             renew_before_days=dict(type="int", default=30),
             allowed_domains=dict(type="list", elements="str", default=[]),
             path_length=dict(type="int"),
-            extended_key_usage=dict(type="list", elements="str", choices=USAGES, default=[]),
+            extended_key_usage=dict(type="list", elements="str", choices=list(EXTENDED_KEY_USAGES), default=[]),
         ),
         mutually_exclusive=[("csr", "requests")],
         required_one_of=[("csr", "requests")],
