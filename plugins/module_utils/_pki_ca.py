@@ -433,6 +433,9 @@ class CertificateAuthority:
         if parent is not None:
             if os.path.abspath(parent) == path:
                 raise PkiError("a CA cannot be its own parent")
+            if check_mode and not cls.exists(parent) and not cls.exists(path):
+                # A check-mode run of a play that creates the parent first: both would be created.
+                return True, {}, cls._planned(settings, parent)
             issuer = cls.open(parent, parent_passphrase)
             issuer.check_may_issue_ca(settings.path_length or 0, settings.permitted_domains)
             # A subordinate CA is never looser than its parent: it inherits the parent's names.

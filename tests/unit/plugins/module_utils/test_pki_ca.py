@@ -139,6 +139,18 @@ def test_ensure_is_idempotent_and_check_mode_writes_nothing(pki: dict[str, str],
     assert not fresh.exists()
 
 
+def test_check_mode_predicts_a_subordinate_whose_parent_is_not_there_yet(tmp_path) -> None:
+    root, services = str(tmp_path / "root"), str(tmp_path / "services")
+    changed, _, after = CertificateAuthority.ensure(
+        services, AuthoritySettings(common_name="Services"), parent=root, check_mode=True
+    )
+    assert changed and after["parent"] == root
+    assert not (tmp_path / "services").exists()
+    with pytest.raises(PkiError, match="no CA at"):  # for real, a missing parent is an error
+        CertificateAuthority.ensure(services, AuthoritySettings(common_name="Services"), parent=root)
+    assert not (tmp_path / "services").exists()
+
+
 def test_crl_url_change_is_a_settings_change_not_a_new_ca(pki: dict[str, str]) -> None:
     serial_before = CertificateAuthority.open(pki["services"]).certificate.serial_number
     settings = AuthoritySettings(common_name="Test Services", crl_url="http://other.example.com/s.crl")
