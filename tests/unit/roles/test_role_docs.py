@@ -25,7 +25,7 @@ def read_yaml(role: str, *parts: str) -> dict:
 
 
 def test_every_role_has_an_argument_spec() -> None:
-    assert ROLES == sorted(os.listdir(os.path.join(ROOT, "roles")))
+    assert sorted(os.listdir(os.path.join(ROOT, "roles"))) == ROLES
     assert "ca" in ROLES
 
 
