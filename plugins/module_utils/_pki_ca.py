@@ -25,6 +25,8 @@ import ipaddress
 import json
 import multiprocessing
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 try:
@@ -47,12 +49,12 @@ from ._pki_files import (
 )
 from ._pki_ledger import Entry, Ledger
 from ._pki_policy import (
+    BAD_SIGNATURE,
     EXTENDED_KEY_USAGES,
     MAX_BATCH,
     NamePolicy,
     PkiError,
     ValidatedRequest,
-    csr_bytes,
     csr_signature_valid,
     general_names,
     get_profile,
@@ -691,8 +693,14 @@ class CertificateAuthority:
                     taken.add(serial)
                 return serial
 
-    def validate(self, specs: list[SignSpec], allowed_domains: list[str] | None = None) -> list[ValidatedRequest]:
-        """Check every request before anything is signed: one bad request stops the batch."""
+    def validate(
+        self, specs: list[SignSpec], allowed_domains: list[str] | None = None, pool: _WorkerPool | None = None
+    ) -> list[ValidatedRequest]:
+        """Check every request before anything is signed: one bad request stops the batch.
+
+        With a worker pool, the CSR signatures (the costliest check) are verified by the workers
+        while this process checks everything else; the first failing request, in request order,
+        is the one reported either way."""
         if len(specs) > MAX_BATCH:
             raise PkiError(f"a batch of {len(specs)} requests refused: at most {MAX_BATCH} per call")
         policy = self.name_policy
@@ -701,35 +709,41 @@ class CertificateAuthority:
             for domain in narrowed:
                 policy.check_dns(domain)
             policy = NamePolicy(tuple(narrowed), policy.permitted_ip_ranges)
-        validated = []
-        # Checking CSR signatures is the costliest part of validation: spread it over the cores.
-        checked: list[bool | None] = (
-            parallel_map(_check_signatures, [s.csr for s in specs])
-            if _worker_count(len(specs)) > 1
-            else [None] * len(specs)
-        )
+        signatures = pool.map_async(_check_signatures, [s.csr for s in specs]) if pool else None
+        validated: list[ValidatedRequest] = []
+        failure: tuple[int, PkiError] | None = None
         for index, spec in enumerate(specs):
-            label = spec.name or f"#{index + 1}"
             try:
-                profile = get_profile(spec.profile)
-                request = validate_request(
-                    spec.csr,
-                    profile,
-                    policy,
-                    valid_days=spec.valid_days,
-                    name=spec.name,
-                    path_length=spec.path_length,
-                    extended_key_usage=spec.extended_key_usage,
-                    signature_valid=checked[index],
-                )
-                if profile.ca:
-                    self.check_may_issue_ca(request.path_length or 0, [])
+                validated.append(self._validate_one(spec, policy, signature_valid=True if signatures else None))
             except PkiError as exc:
-                if len(specs) == 1 and not spec.name:
-                    raise
-                raise PkiError(f"request {label}: {exc}") from None
-            validated.append(request)
+                failure = (index, exc)
+                break
+        if signatures is not None:
+            forged = next((i for i, valid in enumerate(signatures.get()) if valid is False), None)
+            if forged is not None and (failure is None or forged < failure[0]):
+                failure = (forged, PkiError(BAD_SIGNATURE))
+        if failure is not None:
+            index, exc = failure
+            if len(specs) == 1 and not specs[0].name:
+                raise exc
+            raise PkiError(f"request {specs[index].name or f'#{index + 1}'}: {exc}") from None
         return validated
+
+    def _validate_one(self, spec: SignSpec, policy: NamePolicy, signature_valid: bool | None) -> ValidatedRequest:
+        profile = get_profile(spec.profile)
+        request = validate_request(
+            spec.csr,
+            profile,
+            policy,
+            valid_days=spec.valid_days,
+            name=spec.name,
+            path_length=spec.path_length,
+            extended_key_usage=spec.extended_key_usage,
+            signature_valid=signature_valid,
+        )
+        if profile.ca:
+            self.check_may_issue_ca(request.path_length or 0, [])
+        return request
 
     def sign(
         self,
@@ -744,21 +758,22 @@ class CertificateAuthority:
         now = now or utcnow()
         if renew_before_days < 0:
             raise PkiError("renew_before_days must be zero or more")
-        requests = self.validate(specs, allowed_domains)
-        for request in requests:
-            if renew_before_days >= request.valid_for.days:
-                raise PkiError(
-                    f"request {request.name or request.subject.rfc4514_string()}: renew_before_days"
-                    f" ({renew_before_days}) must be shorter than the validity ({request.valid_for.days} days),"
-                    " or every run would issue a new certificate"
-                )
-        renew_at = datetime.timedelta(days=renew_before_days)
-        if check_mode:
-            return [self._plan(r, now, renew_at) for r in requests]
-        if not requests:
-            return []
+        # The signing context (with the key) exists before the workers are forked, so it
+        # reaches them through fork's copy of memory, never through a pipe.
+        context = None if check_mode else self._signing_context()
+        with _WorkerPool.start(len(specs), context) as pool:
+            return self._sign(
+                specs,
+                renew_before_days=renew_before_days,
+                now=now,
+                allowed_domains=allowed_domains,
+                pool=pool,
+                context=context,
+            )
+
+    def _signing_context(self) -> _SigningContext:
         policy = self.name_policy
-        context = _SigningContext(
+        return _SigningContext(
             key=self.key,
             issuer_subject=self.certificate.subject,
             authority_key_id=_authority_key_identifier(self.certificate.public_key()),
@@ -767,6 +782,31 @@ class CertificateAuthority:
                 list(policy.permitted_domains), list(policy.permitted_ip_ranges)
             ),
         )
+
+    def _sign(
+        self,
+        specs: list[SignSpec],
+        *,
+        renew_before_days: int,
+        now: datetime.datetime,
+        allowed_domains: list[str] | None,
+        pool: _WorkerPool | None,
+        context: _SigningContext | None,
+    ) -> list[SignResult]:
+        """`context` is None in check mode: nothing is signed."""
+        requests = self.validate(specs, allowed_domains, pool)
+        for request in requests:
+            if renew_before_days >= request.valid_for.days:
+                raise PkiError(
+                    f"request {request.name or request.subject.rfc4514_string()}: renew_before_days"
+                    f" ({renew_before_days}) must be shorter than the validity ({request.valid_for.days} days),"
+                    " or every run would issue a new certificate"
+                )
+        renew_at = datetime.timedelta(days=renew_before_days)
+        if context is None:
+            return [self._plan(r, now, renew_at) for r in requests]
+        if not requests:
+            return []
         with self.ledger.write() as cur:
             batch_id = Ledger.new_batch(cur, iso(now), len(requests))
             # 1. decide, per request, whether its current certificate is kept or a new one is issued
@@ -789,7 +829,7 @@ class CertificateAuthority:
                         _SignJob.of(request, serial, now - BACKDATE, min(now + request.valid_for, self.not_after))
                     )
             # 2. sign what must be issued (over all cores for a large batch), inside the transaction
-            pems = _sign_jobs(context, jobs)
+            pems = pool.map(_sign_chunk, jobs) if pool else [_sign_job(context, job) for job in jobs]
             # 3. record and answer in request order
             results: list[SignResult] = []
             inserted: set[int] = set()
@@ -1040,7 +1080,7 @@ class _SignJob:
         cls, request: ValidatedRequest, serial: int, not_before: datetime.datetime, not_after: datetime.datetime
     ) -> _SignJob:
         return cls(
-            csr_bytes(request.csr.public_bytes(serialization.Encoding.PEM)),
+            request.csr.public_bytes(serialization.Encoding.DER),
             serial,
             not_before,
             not_after,
@@ -1065,19 +1105,50 @@ def _worker_count(items: int) -> int:
     return max(1, min(cores, 8))
 
 
-def parallel_map(function, items: list, workers: int | None = None) -> list:
-    """`function` maps a list chunk to a list of results; run the chunks on forked workers."""
-    workers = workers or _worker_count(len(items))
-    if workers <= 1:
-        return function(items)
-    size = -(-len(items) // (workers * 4))
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    try:
-        pool = multiprocessing.get_context("fork").Pool(workers)
-    except OSError:  # no /dev/shm or no fork in this sandbox: stay in this process
-        return function(items)
-    with pool:
-        return [result for chunk in pool.map(function, chunks) for result in chunk]
+class _WorkerPool:
+    """Forked worker processes for one batch; `map` runs a chunk function over a list."""
+
+    def __init__(self, pool, workers: int) -> None:
+        self._pool = pool
+        self._workers = workers
+
+    @classmethod
+    @contextmanager
+    def start(cls, items: int, context: _SigningContext | None) -> Iterator[_WorkerPool | None]:
+        global _FORKED_CONTEXT  # noqa: PLW0603
+        workers = _worker_count(items)
+        if workers <= 1:
+            yield None
+            return
+        _FORKED_CONTEXT = context
+        try:
+            try:
+                pool = multiprocessing.get_context("fork").Pool(workers)
+            except OSError:  # no /dev/shm or no fork in this sandbox: stay in this process
+                yield None
+                return
+            with pool:
+                yield cls(pool, workers)
+        finally:
+            _FORKED_CONTEXT = None
+
+    def _chunks(self, items: list) -> list[list]:
+        size = max(1, -(-len(items) // (self._workers * 4)))
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
+    def map_async(self, function, items: list) -> _Pending:
+        return _Pending(self._pool.map_async(function, self._chunks(items)))
+
+    def map(self, function, items: list) -> list:
+        return self.map_async(function, items).get()
+
+
+class _Pending:
+    def __init__(self, result) -> None:
+        self._result = result
+
+    def get(self) -> list:
+        return [value for chunk in self._result.get() for value in chunk]
 
 
 def _check_signatures(csrs: list[str]) -> list[bool | None]:
@@ -1092,7 +1163,7 @@ def _sign_chunk(jobs: list[_SignJob]) -> list[str]:
 
 
 def _sign_job(context: _SigningContext, job: _SignJob) -> str:
-    csr = x509.load_pem_x509_csr(job.csr)
+    csr = x509.load_der_x509_csr(job.csr)
     cert = _build_certificate(
         subject=csr.subject,
         issuer_subject=context.issuer_subject,
@@ -1110,17 +1181,6 @@ def _sign_job(context: _SigningContext, job: _SignJob) -> str:
         constraints=context.subordinate_constraints if job.ca else None,
     )
     return pem_of(cert)
-
-
-def _sign_jobs(context: _SigningContext, jobs: list[_SignJob]) -> list[str]:
-    global _FORKED_CONTEXT  # noqa: PLW0603
-    if _worker_count(len(jobs)) <= 1:
-        return [_sign_job(context, job) for job in jobs]
-    _FORKED_CONTEXT = context
-    try:
-        return parallel_map(_sign_chunk, jobs)
-    finally:
-        _FORKED_CONTEXT = None
 
 
 def _constraints_of(cert: x509.Certificate) -> tuple[list[str], list[str]]:

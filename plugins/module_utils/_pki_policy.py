@@ -59,6 +59,8 @@ SUBJECT_ATTRIBUTES = {
     "2.5.4.5": "serialNumber",
 }
 
+BAD_SIGNATURE = "the CSR's signature does not verify: it was altered or not signed by its key"
+
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@([^@\s]{1,253})$")
 
@@ -257,7 +259,7 @@ def load_csr(data: str | bytes, signature_valid: bool | None = None) -> x509.Cer
     except Exception as exc:  # cryptography raises ValueError or its own errors
         raise PkiError(f"input is not a certificate signing request (PEM or DER): {exc}") from None
     if not (csr.is_signature_valid if signature_valid is None else signature_valid):
-        raise PkiError("the CSR's signature does not verify: it was altered or not signed by its key")
+        raise PkiError(BAD_SIGNATURE)
     return csr
 
 

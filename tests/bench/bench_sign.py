@@ -91,31 +91,41 @@ def module_call(args: dict, workdir: str) -> tuple[float, dict]:
     return elapsed, result
 
 
-def bench(key_type: str, csrs: list[str], singles: int, workdir: str) -> dict:
-    path = os.path.join(workdir, f"ca-{key_type}")
+def bench(key_type: str, csrs: list[str], singles: int, rounds: int, workdir: str) -> dict:
+    """Each figure is the best of `rounds` interleaved rounds: on a shared machine the
+    fastest run is the one least disturbed by others."""
     settings = AuthoritySettings(
         common_name=f"Bench {key_type}", key_type="rsa" if key_type == "rsa2048" else "ecdsa", key_size=2048
     )
-    CertificateAuthority.ensure(path, settings)
-    ca = CertificateAuthority.open(path)
     count = len(csrs)
-    raw = raw_sign(ca, csrs)
-    raw_verified = raw_sign(ca, csrs, verify=True)
+    best: dict[str, float] = {}
 
-    engine_ca = os.path.join(workdir, f"engine-{key_type}")
-    CertificateAuthority.ensure(engine_ca, settings)
-    start = time.perf_counter()
-    results = CertificateAuthority.open(engine_ca).sign([SignSpec(csr=c, name=str(i)) for i, c in enumerate(csrs)])
-    engine = time.perf_counter() - start
-    assert sum(r.changed for r in results) == count
+    def keep(label: str, seconds: float) -> None:
+        best[label] = min(best.get(label, seconds), seconds)
 
-    startup, _result = module_call(
-        {"ca": path, "csr": make_csr(cn="warm.example.com", dns=["warm.example.com"])}, workdir
-    )
-    batch, result = module_call(
-        {"ca": path, "requests": [{"name": str(i), "csr": c} for i, c in enumerate(csrs)]}, workdir
-    )
-    assert result["issued"] == count, result["issued"]
+    for round_ in range(rounds):
+        path = os.path.join(workdir, f"ca-{key_type}-{round_}")
+        engine_path = os.path.join(workdir, f"engine-{key_type}-{round_}")
+        CertificateAuthority.ensure(path, settings)
+        CertificateAuthority.ensure(engine_path, settings)
+        ca = CertificateAuthority.open(path)
+        keep("raw", raw_sign(ca, csrs))
+        keep("raw_verified", raw_sign(ca, csrs, verify=True))
+        start = time.perf_counter()
+        results = CertificateAuthority.open(engine_path).sign(
+            [SignSpec(csr=c, name=str(i)) for i, c in enumerate(csrs)]
+        )
+        keep("engine", time.perf_counter() - start)
+        assert sum(r.changed for r in results) == count
+        startup, _result = module_call(
+            {"ca": path, "csr": make_csr(cn="warm.example.com", dns=["warm.example.com"])}, workdir
+        )
+        keep("startup", startup)
+        batch, result = module_call(
+            {"ca": path, "requests": [{"name": str(i), "csr": c} for i, c in enumerate(csrs)]}, workdir
+        )
+        assert result["issued"] == count, result["issued"]
+        keep("batch", batch)
     single_times = []
     for i in range(singles):
         elapsed, _result = module_call(
@@ -124,13 +134,13 @@ def bench(key_type: str, csrs: list[str], singles: int, workdir: str) -> dict:
         single_times.append(elapsed)
     return {
         "key": key_type,
-        "raw_rate": count / raw,
-        "raw_verified_rate": count / raw_verified,
-        "engine_rate": count / engine,
-        "batch_rate": count / batch,
-        "batch_rate_net": count / max(batch - startup, 1e-9),
-        "startup": startup,
-        "single": sum(single_times) / len(single_times),
+        "raw_rate": count / best["raw"],
+        "raw_verified_rate": count / best["raw_verified"],
+        "engine_rate": count / best["engine"],
+        "batch_rate": count / best["batch"],
+        "batch_rate_net": count / max(best["batch"] - best["startup"], 1e-9),
+        "startup": best["startup"],
+        "single": sorted(single_times)[len(single_times) // 2],
     }
 
 
@@ -138,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--singles", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     print(f"generating {args.count} CSRs (ECDSA P-256 keys) ...", flush=True)
     csrs = [make_csr(cn=f"host{i}.example.com", dns=[f"host{i}.example.com"]) for i in range(args.count)]
@@ -145,11 +156,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for key_type in ("rsa2048", "ecdsa-p256"):
             print(f"signing with a {key_type} CA ...", flush=True)
-            rows.append(bench(key_type, csrs, args.singles, workdir))
+            rows.append(bench(key_type, csrs, args.singles, args.rounds, workdir))
     print()
     print(
-        f"Batch signing of {args.count} CSRs, one run ({os.cpu_count()} cores, cryptography "
-        f"{__import__('cryptography').__version__}):"
+        f"Batch signing of {args.count} CSRs, best of {args.rounds} rounds in one run ({os.cpu_count()} cores,"
+        f" cryptography {__import__('cryptography').__version__}):"
     )
     header = (
         f"{'CA key':<11} {'raw/s':>7} {'raw+v/s':>8} {'engine/s':>9} {'ca_sign/s':>10} {'net/s':>7}"
@@ -167,7 +178,7 @@ def main() -> None:
     print("raw: cryptography alone in one process, no check of the CSR; raw+v: the same plus the CSR")
     print("signature check that every CA owes (proof of possession); engine: the engine's batch in this process;")
     print("ca_sign: the module with all requests in one call, as Ansible runs it; net: start-up cost")
-    print("(a 1-request call) taken off; single call: one ca_sign per CSR. Target: net/raw >= 0.5.")
+    print("(a 1-request call) taken off; single call: one ca_sign per CSR (median). Target: net/raw >= 0.5.")
 
 
 if __name__ == "__main__":

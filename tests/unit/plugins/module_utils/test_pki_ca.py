@@ -407,9 +407,18 @@ def test_inventory_statuses(pki: dict[str, str]) -> None:
     del short, long_
 
 
-def test_large_batch_signed_over_worker_processes(pki: dict[str, str]) -> None:
+def test_large_batch_signed_over_worker_processes(pki: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     from ansible_collections.securestack.pki.plugins.module_utils import _pki_ca
 
+    monkeypatch.setattr(_pki_ca, "_worker_count", lambda items: 2 if items >= _pki_ca.PARALLEL_MIN_REQUESTS else 1)
+    dispatched = []
+    real_map_async = _pki_ca._WorkerPool.map_async
+
+    def spy(self, function, items):
+        dispatched.append((function.__name__, len(items)))
+        return real_map_async(self, function, items)
+
+    monkeypatch.setattr(_pki_ca._WorkerPool, "map_async", spy)
     count = _pki_ca.PARALLEL_MIN_REQUESTS + 6
     csrs = [make_csr(cn=f"n{i}.example.com", dns=[f"n{i}.example.com"], ips=["10.1.2.3"]) for i in range(count)]
     ca = CertificateAuthority.open(pki["services"])
@@ -426,6 +435,7 @@ def test_large_batch_signed_over_worker_processes(pki: dict[str, str]) -> None:
         assert format(cert.serial_number, "x") == result.serial
     assert openssl_verify(pki, results[0].certificate, crl=True).returncode == 0
     assert len({e.serial for e in ca.ledger.all()}) == count
+    assert dispatched == [("_check_signatures", count + 1), ("_sign_chunk", count)]
 
 
 def test_large_batch_with_one_forged_csr_is_refused_whole(pki: dict[str, str]) -> None:
@@ -439,3 +449,17 @@ def test_large_batch_with_one_forged_csr_is_refused_whole(pki: dict[str, str]) -
     with pytest.raises(PkiError, match="request m40: the CSR's signature does not verify"):
         ca.sign([SignSpec(csr=c, name=f"m{i}") for i, c in enumerate(csrs)])
     assert ca.inventory() == []
+
+
+@pytest.mark.parametrize(("forged", "weak", "reported"), [(10, 50, "m10"), (50, 10, "m10")])
+def test_large_batch_reports_the_first_bad_request(pki: dict[str, str], forged: int, weak: int, reported: str) -> None:
+    from helpers import tamper_signature
+
+    from ansible_collections.securestack.pki.plugins.module_utils import _pki_ca
+
+    csrs = [make_csr(cn=f"m{i}.example.com", dns=[f"m{i}.example.com"]) for i in range(_pki_ca.PARALLEL_MIN_REQUESTS)]
+    csrs[forged] = tamper_signature(csrs[forged])
+    csrs[weak] = make_csr(cn=f"m{weak}.example.com", dns=[f"m{weak}.example.com"], key=rsa_key(1024))
+    message = "signature does not verify" if reported == f"m{forged}" else "RSA key of 1024 bits refused"
+    with pytest.raises(PkiError, match=f"request {reported}: .*{message}"):
+        CertificateAuthority.open(pki["services"]).sign([SignSpec(csr=c, name=f"m{i}") for i, c in enumerate(csrs)])

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -48,7 +49,7 @@ SLOW_SIGNER = textwrap.dedent(
         global count
         count += 1
         if count == 3:
-            print("signing", flush=True)   # inside the transaction, entries pending
+            print("signing", flush=True)   # inside the transaction (in the signer or a worker)
         time.sleep(0.01)
         return real_build(**kwargs)
     _pki_ca._build_certificate = slow_build
@@ -120,12 +121,15 @@ def test_signer_killed_mid_batch_leaves_the_ledger_consistent(tmp_path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "signing"
-    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.stdout.readline().startswith("signing")  # a worker is signing: the batch is mid-way
+    os.kill(proc.pid, signal.SIGKILL)  # the process that holds the transaction
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    with contextlib.suppress(ProcessLookupError):  # its orphaned signing workers, if any are left
+        os.killpg(proc.pid, signal.SIGKILL)
 
     ca = CertificateAuthority.open(ca_dir)
     assert ca.ledger.integrity_check() == "ok"
