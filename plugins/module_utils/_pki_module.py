@@ -21,6 +21,11 @@ from ._pki_policy import CRYPTOGRAPHY_IMPORT_ERROR, PkiError
 MINIMUM_CRYPTOGRAPHY = "3.4"
 
 
+def ca_argument_spec(**options: dict) -> dict:
+    """The options of the doc fragment securestack.pki.ca (an existing CA and its passphrase), plus `options`."""
+    return {"ca": {"type": "path", "required": True}, "passphrase": {"type": "str", "no_log": True}, **options}
+
+
 def require_cryptography(module: AnsibleModule) -> None:
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(

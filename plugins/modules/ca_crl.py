@@ -87,14 +87,16 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CRL_FILE, CertificateAuthority
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
+    ca_argument_spec,
+    require_cryptography,
+    run_engine,
+)
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            ca=dict(type="path", required=True),
-            passphrase=dict(type="str", no_log=True),
+        argument_spec=ca_argument_spec(
             valid_days=dict(type="int", default=7),
             renew_before_days=dict(type="int", default=3),
             force=dict(type="bool", default=False),

@@ -79,14 +79,16 @@ crl:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import REVOCATION_REASONS, CertificateAuthority
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
+    ca_argument_spec,
+    require_cryptography,
+    run_engine,
+)
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            ca=dict(type="path", required=True),
-            passphrase=dict(type="str", no_log=True),
+        argument_spec=ca_argument_spec(
             serial=dict(type="str"),
             certificate=dict(type="str"),
             reason=dict(type="str", choices=list(REVOCATION_REASONS), default="unspecified"),

@@ -178,15 +178,17 @@ issued:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import CertificateAuthority, SignSpec
-from ansible_collections.securestack.pki.plugins.module_utils._pki_module import require_cryptography, run_engine
+from ansible_collections.securestack.pki.plugins.module_utils._pki_module import (
+    ca_argument_spec,
+    require_cryptography,
+    run_engine,
+)
 from ansible_collections.securestack.pki.plugins.module_utils._pki_policy import EXTENDED_KEY_USAGES, PROFILES
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            ca=dict(type="path", required=True),
-            passphrase=dict(type="str", no_log=True),
+        argument_spec=ca_argument_spec(
             csr=dict(type="str"),
             requests=dict(
                 type="list",

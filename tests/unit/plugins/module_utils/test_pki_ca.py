@@ -141,7 +141,7 @@ def test_ensure_is_idempotent_and_check_mode_writes_nothing(pki: dict[str, str],
 
 def test_check_mode_predicts_a_subordinate_whose_parent_is_not_there_yet(tmp_path) -> None:
     root, services = str(tmp_path / "root"), str(tmp_path / "services")
-    changed, _, after = CertificateAuthority.ensure(
+    changed, _before, after = CertificateAuthority.ensure(
         services, AuthoritySettings(common_name="Services"), parent=root, check_mode=True
     )
     assert changed and after["parent"] == root
