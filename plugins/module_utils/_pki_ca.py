@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass, field
 
 try:
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
     from cryptography.x509.oid import NameOID
 except ImportError:
     pass  # reported through _pki_policy.CRYPTOGRAPHY_IMPORT_ERROR
@@ -464,6 +465,89 @@ class CertificateAuthority:
         ca = cls(path, passphrase)
         return True, {}, ca.describe_settings()
 
+    # -- a subordinate CA signed elsewhere ------------------------------------
+    @classmethod
+    def ensure_external(
+        cls,
+        path: str,
+        settings: AuthoritySettings,
+        *,
+        passphrase: str | None = None,
+        certificate: str | None = None,
+        chain: list[str] | None = None,
+        check_mode: bool = False,
+        now: datetime.datetime | None = None,
+    ) -> tuple[bool, str, dict, dict]:
+        """A subordinate CA whose key is made here and whose CSR another CA signs (on another host).
+
+        Without `certificate`: make the key (once) and return a CSR for it. With `certificate` (and
+        `chain`, its issuers up to the root): check that it certifies this key as a CA and install
+        it, which makes the directory a working CA. Returns (changed, csr, before, after)."""
+        now = now or utcnow()
+        path = os.path.abspath(path)
+        settings.normalise(is_root=False)
+        if settings.permitted_domains or settings.permitted_ip_ranges or settings.extended_key_usage:
+            raise PkiError(
+                "an externally signed CA takes its name constraints and usages from its certificate:"
+                " leave permitted_domains, permitted_ip_ranges and extended_key_usage empty"
+            )
+        key_path = os.path.join(path, KEY_FILE)
+        key_data = read_bytes(key_path)
+        changed = key_data is None
+        if key_data is None:
+            if check_mode:
+                return True, "", {}, cls._planned(settings, "external")
+            ensure_private_directory(path)
+            with directory_lock(path):
+                if read_bytes(key_path) is None:
+                    key = generate_key(settings.key_type, settings.key_curve, settings.key_size)
+                    atomic_write(key_path, encode_key(key, passphrase), KEY_MODE)
+            key_data = read_bytes(key_path) or b""
+        key = load_key(key_data, passphrase, f"the CA at {path}")
+        wanted_key = describe_key(key.public_key())
+        if wanted_key["key_type"] != settings.key_type:
+            raise PkiError(f"the key at {key_path} is {wanted_key['key_type']}, not {settings.key_type}")
+        subject = _ca_subject(settings)
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(subject)
+            .sign(key, signature_hash(key))
+            .public_bytes(serialization.Encoding.PEM)
+            .decode()
+        )
+        before = cls(path, passphrase).describe_settings() if cls.exists(path) else {}
+        if certificate is None:
+            return changed, csr, before, before
+        cert, issuers = _check_external_certificate(certificate, chain or [], key, subject, now)
+        cert_data = pem_of(cert).encode()
+        chain_data = "".join(pem_of(c) for c in [cert, *issuers]).encode()
+        installed = read_bytes(os.path.join(path, CERT_FILE)) == cert_data
+        installed = installed and read_bytes(os.path.join(path, CHAIN_FILE)) == chain_data
+        if not installed:
+            changed = True
+            if not check_mode:
+                atomic_write(os.path.join(path, CERT_FILE), cert_data, PUBLIC_MODE)
+                atomic_write(os.path.join(path, CHAIN_FILE), chain_data, PUBLIC_MODE)
+        if check_mode and not installed:
+            return True, csr, before, {**cls._planned(settings, "external"), "path_length": _path_length_of(cert)}
+        ca = cls(path, passphrase)
+        domains, ranges = _constraints_of(cert)
+        wanted = {
+            "crl_url": settings.crl_url,
+            "permitted_domains": domains,
+            "permitted_ip_ranges": ranges,
+            "parent": "external",
+        }
+        stale = {k: v for k, v in wanted.items() if ca.setting(k) != v}
+        changed = ca._fix_modes(check_mode) or changed or bool(stale)
+        if stale and not check_mode:
+            with ca.ledger.write() as cur:
+                for name, value in stale.items():
+                    Ledger.set_meta(cur, f"setting.{name}", json.dumps(value))
+        if not check_mode and (not installed or ca.current_crl() is None):
+            ca.refresh_crl(force=ca.current_crl() is None or not installed, now=now)
+        return changed, csr, before, ca.describe_settings()
+
     @staticmethod
     def _planned(settings: AuthoritySettings, parent: str | None) -> dict:
         planned = asdict(settings)
@@ -710,11 +794,12 @@ class CertificateAuthority:
                 policy.check_dns(domain)
             policy = NamePolicy(tuple(narrowed), policy.permitted_ip_ranges)
         signatures = pool.map_async(_check_signatures, [s.csr for s in specs]) if pool else None
+        own = set(self._own_eku())
         validated: list[ValidatedRequest] = []
         failure: tuple[int, PkiError] | None = None
         for index, spec in enumerate(specs):
             try:
-                validated.append(self._validate_one(spec, policy, signature_valid=True if signatures else None))
+                validated.append(self._validate_one(spec, policy, own, signature_valid=True if signatures else None))
             except PkiError as exc:
                 failure = (index, exc)
                 break
@@ -729,7 +814,10 @@ class CertificateAuthority:
             raise PkiError(f"request {specs[index].name or f'#{index + 1}'}: {exc}") from None
         return validated
 
-    def _validate_one(self, spec: SignSpec, policy: NamePolicy, signature_valid: bool | None) -> ValidatedRequest:
+    def _validate_one(
+        self, spec: SignSpec, policy: NamePolicy, own: set[str], signature_valid: bool | None
+    ) -> ValidatedRequest:
+        """`own`: the extended key usages this CA is restricted to (empty: none)."""
         profile = get_profile(spec.profile)
         request = validate_request(
             spec.csr,
@@ -743,6 +831,13 @@ class CertificateAuthority:
         )
         if profile.ca:
             self.check_may_issue_ca(request.path_length or 0, [])
+        if own:
+            wanted = set(request.extended_key_usage)
+            if not wanted or not wanted <= own:
+                raise PkiError(
+                    f"this CA may only issue for {', '.join(sorted(own))}: the {profile.name} profile asks for"
+                    f" {', '.join(sorted(wanted)) or 'any usage'}"
+                )
         return request
 
     def sign(
@@ -1181,6 +1276,65 @@ def _sign_job(context: _SigningContext, job: _SignJob) -> str:
         constraints=context.subordinate_constraints if job.ca else None,
     )
     return pem_of(cert)
+
+
+def _path_length_of(cert: x509.Certificate) -> int | None:
+    return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` issued `cert` (name and signature). Works on cryptography 38."""
+    if cert.issuer != issuer.subject:
+        return False
+    key = issuer.public_key()
+    algorithm = cert.signature_hash_algorithm
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _check_external_certificate(
+    certificate: str, chain: list[str], key: object, subject: x509.Name, now: datetime.datetime
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """Refuse a certificate that does not make this key a CA under a verifiable chain."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.strip().encode() + b"\n")
+        issuers = [x509.load_pem_x509_certificate(c.strip().encode() + b"\n") for c in chain]
+    except ValueError as exc:
+        raise PkiError(f"certificate or chain is not PEM: {exc}") from None
+    if spki_sha256(cert.public_key()) != spki_sha256(key.public_key()):  # type: ignore[attr-defined]
+        raise PkiError("the certificate is for another key than this CA's key")
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise PkiError("the certificate is not a CA certificate (basicConstraints CA:TRUE missing)")
+    if cert.subject != subject:
+        raise PkiError(f"the certificate's subject {name_to_string(cert.subject)} is not {name_to_string(subject)}")
+    if not cert_not_before(cert) <= now < cert_not_after(cert):
+        raise PkiError(
+            f"the certificate is not valid now (valid {iso(cert_not_before(cert))} to {iso(cert_not_after(cert))})"
+        )
+    if not issuers:
+        raise PkiError("chain is required: the issuers of the certificate up to the root")
+    for child, parent in zip([cert, *issuers], issuers, strict=False):
+        if not signed_by(child, parent):
+            raise PkiError(
+                f"{name_to_string(child.subject)} is not signed by {name_to_string(parent.subject)} in the chain"
+            )
+    if not signed_by(issuers[-1], issuers[-1]):
+        raise PkiError("the chain does not end with a self-signed root")
+    return cert, issuers
 
 
 def _constraints_of(cert: x509.Certificate) -> tuple[list[str], list[str]]:

@@ -16,6 +16,10 @@ description:
     at rest when O(passphrase) is set.
   - Without O(parent) the CA is a self-signed root. With O(parent) it is a subordinate CA signed by the CA
     in that directory on the same host, which records the certificate in its ledger.
+  - With O(external=true) the CA is a subordinate CA signed by a CA on another host, the way the portal's
+    users CA comes to be. A first call makes the key and returns a CSR (RV(csr)); sign it there with
+    M(securestack.pki.ca_sign) and the C(intermediate) profile; a second call with O(certificate) and O(chain)
+    checks that the certificate makes this key a CA under a verifiable chain and installs it.
   - An existing CA is never replaced. When the directory holds a CA with another common name, key type,
     parent, path length or name constraints, the module fails and changes nothing.
   - Creating a CA also writes its first CRL (valid for 7 days); use M(securestack.pki.ca_crl) to keep it fresh.
@@ -52,6 +56,23 @@ options:
       - Directory of the CA, on the same host, that signs this one. Absent for a self-signed root.
       - The subordinate CA inherits the parent's O(permitted_domains) and O(permitted_ip_ranges) when none are given.
     type: path
+  external:
+    description:
+      - This CA is signed by a CA on another host (see the description). Mutually exclusive with O(parent).
+      - Its name constraints and usages come from the certificate it is given, so O(permitted_domains),
+        O(permitted_ip_ranges) and O(extended_key_usage) must stay empty.
+    type: bool
+    default: false
+  certificate:
+    description:
+      - With O(external=true), this CA's certificate (PEM) as the signing CA issued it for the key made here.
+      - A certificate for the same key replaces the installed one (renewal); one for another key is refused.
+    type: str
+  chain:
+    description:
+      - With O(certificate), the issuers of the certificate up to the root (PEM list, the signing CA first).
+    type: list
+    elements: str
   parent_passphrase:
     description:
       - Passphrase of the parent CA's key when it is encrypted at rest. Never logged.
@@ -138,6 +159,30 @@ EXAMPLES = r"""
     parent: /var/lib/securestack-pki/root
     parent_passphrase: "{{ vault_root_ca_passphrase }}"
     crl_url: http://ca.example.com/crl/services.crl
+
+- name: Make the users CA's key and CSR on the portal host
+  securestack.pki.ca_authority:
+    path: /var/lib/securestack-portal/users-ca
+    common_name: Example Users CA
+    external: true
+  register: users_ca
+
+- name: Sign it with the root, on the CA host
+  securestack.pki.ca_sign:
+    ca: /var/lib/securestack-pki/root
+    csr: "{{ users_ca.csr }}"
+    profile: intermediate
+    extended_key_usage: [clientAuth]
+  delegate_to: "{{ groups['ca'][0] }}"
+  register: users_ca_signed
+
+- name: Install the users CA's certificate on the portal host
+  securestack.pki.ca_authority:
+    path: /var/lib/securestack-portal/users-ca
+    common_name: Example Users CA
+    external: true
+    certificate: "{{ users_ca_signed.certificate }}"
+    chain: "{{ users_ca_signed.chain }}"
 """
 
 RETURN = r"""
@@ -162,6 +207,10 @@ not_after:
 path:
   description: Absolute path of the CA directory.
   returned: success
+  type: str
+csr:
+  description: With O(external=true), a CSR (PEM) for this CA's key, to be signed by the issuing CA.
+  returned: success and O(external=true), except in check mode before the key exists
   type: str
 """
 
@@ -194,6 +243,9 @@ def main() -> None:
             permitted_domains=dict(type="list", elements="str", default=[]),
             permitted_ip_ranges=dict(type="list", elements="str", default=[]),
             crl_url=dict(type="str"),
+            external=dict(type="bool", default=False),
+            certificate=dict(type="str"),
+            chain=dict(type="list", elements="str"),
             extended_key_usage=dict(
                 type="list",
                 elements="str",
@@ -201,9 +253,14 @@ def main() -> None:
                 choices=list(EXTENDED_KEY_USAGES),
             ),
         ),
+        mutually_exclusive=[("external", "parent")],
+        required_by={"certificate": "chain"},
         supports_check_mode=True,
     )
     require_cryptography(module)
+    external_only = [name for name in ("certificate", "chain") if module.params[name] is not None]
+    if external_only and not module.params["external"]:
+        module.fail_json(msg=f"{' and '.join(external_only)} apply to an external CA: set external=true")
     params = module.params
     settings = AuthoritySettings(
         common_name=params["common_name"],
@@ -218,18 +275,34 @@ def main() -> None:
         crl_url=params["crl_url"],
         extended_key_usage=params["extended_key_usage"],
     )
-    changed, before, after = run_engine(
-        module,
-        lambda: CertificateAuthority.ensure(
-            params["path"],
-            settings,
-            passphrase=params["passphrase"],
-            parent=params["parent"],
-            parent_passphrase=params["parent_passphrase"],
-            check_mode=module.check_mode,
-        ),
-    )
+    csr = None
+    if params["external"]:
+        changed, csr, before, after = run_engine(
+            module,
+            lambda: CertificateAuthority.ensure_external(
+                params["path"],
+                settings,
+                passphrase=params["passphrase"],
+                certificate=params["certificate"],
+                chain=params["chain"],
+                check_mode=module.check_mode,
+            ),
+        )
+    else:
+        changed, before, after = run_engine(
+            module,
+            lambda: CertificateAuthority.ensure(
+                params["path"],
+                settings,
+                passphrase=params["passphrase"],
+                parent=params["parent"],
+                parent_passphrase=params["parent_passphrase"],
+                check_mode=module.check_mode,
+            ),
+        )
     result = dict(changed=changed, path=params["path"], certificate="", chain=[], serial="", not_after="")
+    if csr is not None:
+        result["csr"] = csr
     if CertificateAuthority.exists(params["path"]):
         ca = CertificateAuthority(params["path"], params["passphrase"])
         result.update(

@@ -463,3 +463,90 @@ def test_large_batch_reports_the_first_bad_request(pki: dict[str, str], forged: 
     message = "signature does not verify" if reported == f"m{forged}" else "RSA key of 1024 bits refused"
     with pytest.raises(PkiError, match=f"request {reported}: .*{message}"):
         CertificateAuthority.open(pki["services"]).sign([SignSpec(csr=c, name=f"m{i}") for i, c in enumerate(csrs)])
+
+
+# ------------------------------------------------- a subordinate CA signed elsewhere
+def users_ca(pki: dict[str, str]) -> tuple[str, AuthoritySettings]:
+    return os.path.join(pki["tmp"], "users"), AuthoritySettings(common_name="Users CA", organization_name="Test")
+
+
+def test_external_subordinate_ca_flow(pki: dict[str, str]) -> None:
+    path, settings = users_ca(pki)
+    changed, csr, _before, _after = CertificateAuthority.ensure_external(path, settings)
+    assert changed and csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    assert mode(path) == 0o700 and mode(os.path.join(path, "ca.key")) == 0o600
+    assert not os.path.exists(os.path.join(path, "ca.crt"))
+    again, csr_again, _before, _after = CertificateAuthority.ensure_external(path, settings)
+    assert not again  # the key is kept; a CSR for it comes back each time
+    assert (
+        x509.load_pem_x509_csr(csr_again.encode()).public_key().public_numbers()
+        == x509.load_pem_x509_csr(csr.encode()).public_key().public_numbers()
+    )
+    root = CertificateAuthority.open(pki["root"])
+    signed = root.sign([SignSpec(csr=csr, profile="intermediate", extended_key_usage=["clientAuth"])])[0]
+    args = {"certificate": signed.certificate, "chain": root.chain_pem}
+    planned = CertificateAuthority.ensure_external(path, settings, check_mode=True, **args)
+    assert planned[0] and not os.path.exists(os.path.join(path, "ca.crt"))
+    installed = CertificateAuthority.ensure_external(path, settings, **args)
+    assert installed[0]
+    assert not CertificateAuthority.ensure_external(path, settings, **args)[0]
+    users = CertificateAuthority.open(path)
+    assert users.name_policy.permitted_domains == ("example.com",) and users.current_crl() is not None
+    client = users.sign([SignSpec(csr=make_csr(cn="Jane Doe", dns=[]), profile="client")])[0]
+    chain_file = os.path.join(pki["tmp"], "users-chain.pem")
+    with open(chain_file, "w") as handle:
+        handle.write("".join(users.chain_pem))
+    leaf = os.path.join(pki["tmp"], "jane.pem")
+    with open(leaf, "w") as handle:
+        handle.write(client.certificate)
+    result = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            os.path.join(pki["root"], "ca.crt"),
+            "-untrusted",
+            chain_file,
+            "-purpose",
+            "sslclient",
+            leaf,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the users CA is restricted to clientAuth: it refuses to issue server certificates
+    with pytest.raises(PkiError, match="may only issue for clientAuth: the server profile asks for serverAuth"):
+        users.sign([SignSpec(csr=make_csr())])
+
+
+def test_external_certificate_rejections(pki: dict[str, str]) -> None:
+    path, settings = users_ca(pki)
+    _changed, csr, _before, _after = CertificateAuthority.ensure_external(path, settings)
+    root = CertificateAuthority.open(pki["root"])
+    services = CertificateAuthority.open(pki["services"])
+    good = root.sign([SignSpec(csr=csr, profile="intermediate")])[0].certificate
+    other_key = root.sign([SignSpec(csr=make_csr(cn="Users CA", dns=[]), profile="intermediate")])[0].certificate
+    leaf = services.sign([SignSpec(csr=make_csr())])[0].certificate
+    not_a_ca = services.sign([SignSpec(csr=csr, profile="client")])[0].certificate  # this very key, as a client
+    cases = [
+        ({"certificate": not_a_ca, "chain": services.chain_pem}, "not a CA certificate"),
+        ({"certificate": other_key, "chain": root.chain_pem}, "for another key"),
+        ({"certificate": leaf, "chain": services.chain_pem}, "for another key"),
+        ({"certificate": good, "chain": services.chain_pem}, "is not signed by"),
+        ({"certificate": good, "chain": []}, "chain is required"),
+        ({"certificate": "not a certificate", "chain": root.chain_pem}, "not PEM"),
+    ]
+    for args, message in cases:
+        with pytest.raises(PkiError, match=message):
+            CertificateAuthority.ensure_external(path, settings, **args)
+        assert not os.path.exists(os.path.join(path, "ca.crt"))
+    with pytest.raises(PkiError, match="subject CN=Users CA,O=Test is not CN=Other"):
+        CertificateAuthority.ensure_external(
+            path, AuthoritySettings(common_name="Other"), certificate=good, chain=root.chain_pem
+        )
+    with pytest.raises(PkiError, match="takes its name constraints"):
+        CertificateAuthority.ensure_external(
+            path, AuthoritySettings(common_name="Users CA", permitted_domains=["example.com"])
+        )

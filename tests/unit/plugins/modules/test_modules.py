@@ -211,3 +211,33 @@ def test_missing_cryptography_is_named(tmp_path) -> None:
         result = run(module, args, tmp_path, shadow=str(shadow))
         assert result["failed"] and "python3-cryptography" in result["msg"]
     assert not (tmp_path / "ca").exists()
+
+
+def test_ca_authority_external_subordinate(cas: dict[str, str], tmp_path) -> None:
+    users = {"path": str(tmp_path / "users"), "common_name": "Users CA", "external": True}
+    first = run("ca_authority", users, tmp_path)
+    assert first["changed"] and first["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    assert first["certificate"] == ""
+    signed = run(
+        "ca_sign",
+        {
+            "ca": cas["root"],
+            "passphrase": PASSPHRASE,
+            "csr": first["csr"],
+            "profile": "intermediate",
+            "extended_key_usage": ["clientAuth"],
+        },
+        tmp_path,
+    )
+    install = {**users, "certificate": signed["certificate"], "chain": signed["chain"]}
+    assert run("ca_authority", install, tmp_path, check=True)["changed"]
+    installed = run("ca_authority", install, tmp_path)
+    assert installed["changed"] and installed["certificate"] == signed["certificate"]
+    assert installed["chain"] == [signed["certificate"], *signed["chain"]]
+    assert not run("ca_authority", install, tmp_path)["changed"]
+    client = run("ca_sign", {"ca": users["path"], "csr": make_csr(cn="Jane", dns=[]), "profile": "client"}, tmp_path)
+    assert client["changed"] and len(client["chain"]) == 2  # the users CA, then the root
+    misuse = run(
+        "ca_authority", {"path": str(tmp_path / "x"), "common_name": "X", "certificate": "c", "chain": ["c"]}, tmp_path
+    )
+    assert misuse["failed"] and "set external=true" in misuse["msg"] and not (tmp_path / "x").exists()
