@@ -43,7 +43,8 @@ test: setup lint sanity unit molecule
 	@echo "== make test: all stages passed"
 
 bench: setup
-	@$(TIMED) bench .venv/bin/python tests/bench/bench_sign.py
+	@$(TIMED) bench-sign .venv/bin/python tests/bench/bench_sign.py
+	@$(TIMED) bench-rollout .venv/bin/python tests/bench/bench_rollout.py
 
 demo: setup
 	@$(TIMED) demo bash demo/demo.sh
