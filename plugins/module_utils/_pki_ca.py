@@ -538,14 +538,10 @@ class CertificateAuthority:
             "permitted_ip_ranges": ranges,
             "parent": "external",
         }
-        stale = {k: v for k, v in wanted.items() if ca.setting(k) != v}
-        changed = ca._fix_modes(check_mode) or changed or bool(stale)
-        if stale and not check_mode:
-            with ca.ledger.write() as cur:
-                for name, value in stale.items():
-                    Ledger.set_meta(cur, f"setting.{name}", json.dumps(value))
+        changed = ca._fix_modes(check_mode) or changed
+        changed = ca.store_settings(wanted, check_mode) or changed
         if not check_mode and (not installed or ca.current_crl() is None):
-            ca.refresh_crl(force=ca.current_crl() is None or not installed, now=now)
+            ca.refresh_crl(force=True, now=now)
         return changed, csr, before, ca.describe_settings()
 
     @staticmethod
@@ -628,20 +624,16 @@ class CertificateAuthority:
                 atomic_write(self._file(CHAIN_FILE), chain_data, PUBLIC_MODE)
                 self.chain = chain
         changed = self._fix_modes(check_mode) or changed
-        wanted = {
-            "crl_url": settings.crl_url,
-            "permitted_domains": settings.permitted_domains,
-            "permitted_ip_ranges": settings.permitted_ip_ranges,
-            "parent": issuer.path if issuer else None,
-        }
-        stale = {k: v for k, v in wanted.items() if self.setting(k) != v}
-        if stale:
-            changed = True
-            if not check_mode:
-                with self.ledger.write() as cur:
-                    for key, value in stale.items():
-                        Ledger.set_meta(cur, f"setting.{key}", json.dumps(value))
-        return changed
+        return self.store_settings(_signing_settings(settings, issuer), check_mode) or changed
+
+    def store_settings(self, wanted: dict, check_mode: bool) -> bool:
+        """Keep the signing settings in the ledger; returns True when any of them changes."""
+        stale = {key: value for key, value in wanted.items() if self.setting(key) != value}
+        if stale and not check_mode:
+            with self.ledger.write() as cur:
+                for key, value in stale.items():
+                    Ledger.set_meta(cur, f"setting.{key}", json.dumps(value))
+        return bool(stale)
 
     def _fix_modes(self, check_mode: bool) -> bool:
         changed = False
@@ -698,14 +690,7 @@ class CertificateAuthority:
         atomic_write(os.path.join(path, CERT_FILE), pem_of(certificate).encode(), PUBLIC_MODE)
         atomic_write(os.path.join(path, CHAIN_FILE), "".join(pem_of(c) for c in chain).encode(), PUBLIC_MODE)
         ca = cls(path, passphrase)
-        with ca.ledger.write() as cur:
-            for key, value in {
-                "crl_url": settings.crl_url,
-                "permitted_domains": settings.permitted_domains,
-                "permitted_ip_ranges": settings.permitted_ip_ranges,
-                "parent": issuer.path if issuer else None,
-            }.items():
-                Ledger.set_meta(cur, f"setting.{key}", json.dumps(value))
+        ca.store_settings(_signing_settings(settings, issuer), check_mode=False)
         ca.refresh_crl(valid_days=DEFAULT_CRL_DAYS, force=True, now=now)
 
     # -- issuing ---------------------------------------------------------
@@ -1033,8 +1018,10 @@ class CertificateAuthority:
         crl = self.current_crl()
         return "" if crl is None else crl.public_bytes(serialization.Encoding.PEM).decode()
 
-    def crl_needs_refresh(self, renew_before_days: int, now: datetime.datetime) -> bool:
-        crl = self.current_crl()
+    def crl_needs_refresh(
+        self, renew_before_days: int, now: datetime.datetime, crl: x509.CertificateRevocationList | None
+    ) -> bool:
+        """Whether `crl` (the CA's current CRL, as read from disk) must be rewritten."""
         if crl is None or crl.issuer != self.certificate.subject:
             return True
         if not crl.is_signature_valid(self.certificate.public_key()):
@@ -1065,7 +1052,7 @@ class CertificateAuthority:
                 " or every run would rewrite the CRL"
             )
         crl = self.current_crl()
-        if not force and crl is not None and not self.crl_needs_refresh(renew_before_days, now):
+        if not force and crl is not None and not self.crl_needs_refresh(renew_before_days, now, crl):
             return CrlResult(
                 False,
                 crl.public_bytes(serialization.Encoding.PEM).decode(),
@@ -1276,6 +1263,16 @@ def _sign_job(context: _SigningContext, job: _SignJob) -> str:
         constraints=context.subordinate_constraints if job.ca else None,
     )
     return pem_of(cert)
+
+
+def _signing_settings(settings: AuthoritySettings, issuer: CertificateAuthority | None) -> dict:
+    """The settings a CA created on this host keeps in its ledger."""
+    return {
+        "crl_url": settings.crl_url,
+        "permitted_domains": settings.permitted_domains,
+        "permitted_ip_ranges": settings.permitted_ip_ranges,
+        "parent": issuer.path if issuer else None,
+    }
 
 
 def _path_length_of(cert: x509.Certificate) -> int | None:

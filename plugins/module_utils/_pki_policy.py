@@ -234,16 +234,16 @@ class ValidatedRequest:
         return self.dns_names + self.ip_addresses + self.emails
 
 
-def csr_bytes(data: str | bytes) -> bytes:
+def _parse_csr(data: str | bytes) -> x509.CertificateSigningRequest:
+    """PEM (surrounding white space ignored) or DER; raises what cryptography raises."""
     raw = data.encode() if isinstance(data, str) else data
-    return raw.strip() + b"\n" if b"-----BEGIN" in raw else raw
+    return x509.load_pem_x509_csr(raw.strip() + b"\n") if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
 
 
 def csr_signature_valid(data: str | bytes) -> bool | None:
     """Whether the CSR's signature verifies; None when it does not even parse."""
-    raw = csr_bytes(data)
     try:
-        csr = x509.load_pem_x509_csr(raw) if raw.startswith(b"-----BEGIN") else x509.load_der_x509_csr(raw)
+        csr = _parse_csr(data)
     except Exception:
         return None
     return csr.is_signature_valid
@@ -255,7 +255,7 @@ def load_csr(data: str | bytes, signature_valid: bool | None = None) -> x509.Cer
     if len(raw) > MAX_PEM_BYTES:
         raise PkiError(f"CSR of {len(raw)} bytes refused: the limit is {MAX_PEM_BYTES} bytes")
     try:
-        csr = x509.load_pem_x509_csr(raw.strip() + b"\n") if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
+        csr = _parse_csr(raw)
     except Exception as exc:  # cryptography raises ValueError or its own errors
         raise PkiError(f"input is not a certificate signing request (PEM or DER): {exc}") from None
     if not (csr.is_signature_valid if signature_valid is None else signature_valid):
