@@ -19,6 +19,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 HOST_PACKAGES=(
     docker.io debootstrap rsync git make openssl curl ca-certificates
     apt-cacher-ng python3-venv shellcheck
+    chromium
 )
 PYTHON=${PYTHON:-python3}
 APT_CACHE_PORT=3142
@@ -151,6 +152,10 @@ step_venvs() {
     make_venv .venv-lint requirements/lint.txt
     make_venv .venv-sanity requirements/sanity.txt
     make_venv .venv-engine-oldest requirements/engine-oldest.txt
+    # TLS scanner (sslyze pins its own cryptography and nassl) and the
+    # portal's locked dependencies (its tests and the browser driver).
+    make_venv .venv-sslyze requirements/sslyze.txt
+    make_venv .venv-portal requirements/portal.txt
 }
 
 # The images build in parallel (debootstrap waits on the network and dpkg
