@@ -1,0 +1,175 @@
+"""The portal's configuration: one TOML file, named by SECURESTACK_PORTAL_CONFIG."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+CONFIG_ENV = "SECURESTACK_PORTAL_CONFIG"
+DEFAULT_CONFIG = "/etc/securestack-portal/portal.toml"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or wrong; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+    ssl_ca: str = ""
+    ssl_cert: str = ""
+    ssl_key: str = ""
+
+    @property
+    def dialect(self) -> str:
+        return self.url.split(":", 1)[0].split("+", 1)[0]
+
+
+@dataclass(frozen=True)
+class CaConfig:
+    dir: str
+    passphrase_file: str = ""
+    user_valid_days: int = 365
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    admin_subjects: tuple[str, ...] = ()
+    proxy_common_names: tuple[str, ...] = ()
+    proxy_issuer: str = ""
+    allow_self_approval: bool = False
+
+
+@dataclass(frozen=True)
+class DevConfig:
+    """Development mode: no proxy, identity from a local certificate. Never on unless set."""
+
+    enabled: bool = False
+    identity_certificate: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    secret_key_file: str
+    database: DatabaseConfig
+    ca: CaConfig
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    dev: DevConfig = field(default_factory=DevConfig)
+
+    def secret_key(self) -> bytes:
+        try:
+            key = Path(self.secret_key_file).read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"secret_key_file {self.secret_key_file}: {exc.strerror}") from None
+        if len(key) < 32:
+            raise ConfigError(f"secret_key_file {self.secret_key_file} holds fewer than 32 bytes: make a random key")
+        return key
+
+    def ca_passphrase(self) -> str | None:
+        if not self.ca.passphrase_file:
+            return None
+        try:
+            return Path(self.ca.passphrase_file).read_text().strip() or None
+        except OSError as exc:
+            raise ConfigError(f"ca.passphrase_file {self.ca.passphrase_file}: {exc.strerror}") from None
+
+
+def _section(data: dict, name: str) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _strings(section: dict, key: str, where: str) -> tuple[str, ...]:
+    value = section.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key} must be a list of strings")
+    return tuple(value)
+
+
+def _check_dn(value: str, where: str) -> None:
+    try:
+        x509.Name.from_rfc4514_string(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {value!r} is not a distinguished name (RFC 4514): {exc}") from None
+
+
+def parse(data: dict) -> Config:
+    """Build a Config from the parsed TOML, refusing what cannot work."""
+    database = _section(data, "database")
+    ca = _section(data, "ca")
+    auth = _section(data, "auth")
+    dev = _section(data, "dev")
+    if not data.get("secret_key_file"):
+        raise ConfigError("secret_key_file is required")
+    if not database.get("url"):
+        raise ConfigError("[database] url is required")
+    if not ca.get("dir"):
+        raise ConfigError("[ca] dir is required")
+    config = Config(
+        secret_key_file=str(data["secret_key_file"]),
+        database=DatabaseConfig(
+            url=str(database["url"]),
+            ssl_ca=str(database.get("ssl_ca", "")),
+            ssl_cert=str(database.get("ssl_cert", "")),
+            ssl_key=str(database.get("ssl_key", "")),
+        ),
+        ca=CaConfig(
+            dir=str(ca["dir"]),
+            passphrase_file=str(ca.get("passphrase_file", "")),
+            user_valid_days=int(ca.get("user_valid_days", 365)),
+        ),
+        auth=AuthConfig(
+            admin_subjects=_strings(auth, "admin_subjects", "auth"),
+            proxy_common_names=_strings(auth, "proxy_common_names", "auth"),
+            proxy_issuer=str(auth.get("proxy_issuer", "")),
+            allow_self_approval=bool(auth.get("allow_self_approval", False)),
+        ),
+        dev=DevConfig(
+            enabled=dev.get("enabled", False) is True,
+            identity_certificate=str(dev.get("identity_certificate", "")),
+        ),
+    )
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    if config.database.dialect not in ("sqlite", "postgresql", "mysql"):
+        raise ConfigError(f"[database] url: unsupported database {config.database.dialect!r}")
+    if not 1 <= config.ca.user_valid_days <= 825:
+        raise ConfigError("[ca] user_valid_days must be between 1 and 825 (the engine's client profile maximum)")
+    for subject in config.auth.admin_subjects:
+        _check_dn(subject, "auth.admin_subjects")
+    if config.dev.enabled:
+        if config.database.dialect != "sqlite":
+            raise ConfigError("[dev] enabled works with SQLite only: development mode never touches a real database")
+        if not config.dev.identity_certificate:
+            raise ConfigError("[dev] enabled needs identity_certificate (made by `securestack-portal dev-init`)")
+        return
+    if not config.auth.proxy_issuer or not config.auth.proxy_common_names:
+        raise ConfigError("[auth] proxy_issuer and proxy_common_names are required: only the proxy may connect")
+    _check_dn(config.auth.proxy_issuer, "auth.proxy_issuer")
+    if config.database.dialect != "sqlite" and not (
+        config.database.ssl_ca and config.database.ssl_cert and config.database.ssl_key
+    ):
+        raise ConfigError(
+            "[database] ssl_ca, ssl_cert and ssl_key are required: the database is reached over mutual TLS"
+        )
+
+
+def load(path: str | None = None) -> Config:
+    path = path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+    try:
+        with Path(path).open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"configuration {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration {path}: {exc}") from None
+    return parse(data)
