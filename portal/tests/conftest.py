@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import sys
 import tempfile
 import urllib.parse
@@ -213,11 +214,16 @@ class Harness:
         der = self.pki.proxy_der if peer == b"proxy" else peer
         return PortalClient(self.app.test_client(), {**sent, **(headers or {})}, der)
 
-    def rows(self, table: str) -> list[tuple]:
+    def rows(self, table: str) -> list[dict]:
+        """Every row of a table of the portal's database, read directly."""
         import sqlite3
 
-        with sqlite3.connect(self.directory / "portal.sqlite3") as db:
-            return db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608  (test tables)
+        db = sqlite3.connect(self.directory / "portal.sqlite3")
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY id")]  # noqa: S608  (test tables)
+        finally:
+            db.close()
 
     def ledger(self) -> list[tuple]:
         ca = CertificateAuthority.open(str(self.users_ca))
@@ -245,8 +251,24 @@ def portal_config(directory: Path, users_ca: Path, **auth: object) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database at head, made once by the migrations and copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "portal.sqlite3"
+    engine = make_engine(parse_database(f"sqlite:///{path}"))
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def parse_database(url: str):
+    from securestack_portal.config import DatabaseConfig
+
+    return DatabaseConfig(url=url)
+
+
 @pytest.fixture
-def make_harness(pki: Pki, tmp_path: Path):
+def make_harness(pki: Pki, tmp_path: Path, migrated_database: Path):
     """A factory, for tests that need another configuration."""
 
     def build(**auth: object) -> Harness:
@@ -254,7 +276,7 @@ def make_harness(pki: Pki, tmp_path: Path):
         directory.mkdir()
         users_ca = make_users_ca_under(pki, directory)
         config = parse(portal_config(directory, users_ca, **auth))
-        upgrade(make_engine(config.database))
+        shutil.copyfile(migrated_database, directory / "portal.sqlite3")
         app = create_app(config)
         app.config["TESTING"] = False  # keep CSRF and every check on
         return Harness(pki=pki, directory=directory, users_ca=users_ca, app=app, config=config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileSize
-from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms import PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
 from .models import Role
@@ -20,7 +20,9 @@ class SubmitCsrForm(FlaskForm):
 
 
 class GenerateForm(FlaskForm):
-    key_type = SelectField("Key type", choices=list(KEY_CHOICES.items()), default="ecdsa-p256")
+    key_type = SelectField(
+        "Key type", choices=[SelectChoice(value, label) for value, label in KEY_CHOICES.items()], default="ecdsa-p256"
+    )
     common_name = StringField("Common name (approvers: enrol someone else)", validators=[Optional(), Length(max=64)])
     organization = StringField("Organization", validators=[Optional(), Length(max=64)])
     passphrase = PasswordField(
@@ -37,9 +39,9 @@ class DecisionForm(FlaskForm):
 
 
 class RevokeForm(FlaskForm):
-    reason = SelectField("Reason", choices=[(r, r) for r in REVOCATION_REASONS], default="unspecified")
+    reason = SelectField("Reason", choices=[SelectChoice(r) for r in REVOCATION_REASONS], default="unspecified")
 
 
 class RoleForm(FlaskForm):
     subject = StringField("Subject (RFC 4514)", validators=[InputRequired(), Length(max=1024)])
-    role = SelectField("Role", choices=[(r.value, r.value) for r in Role])
+    role = SelectField("Role", choices=[SelectChoice(r.value) for r in Role])

@@ -41,6 +41,7 @@ __all__ = [
 
 PROFILE = "client"
 EXPIRING_DAYS = 30
+RENEW_BEFORE_DAYS = 30
 KEY_CHOICES = {
     "ecdsa-p256": "ECDSA P-256",
     "ecdsa-p384": "ECDSA P-384",
@@ -128,7 +129,10 @@ class UsersCA:
     def sign(self, csr: str, name: str) -> Issued:
         ca = self._open()
         try:
-            result = ca.sign([self._spec(csr, name)])[0]
+            # The engine hands back the same certificate for the same key and subject until it is
+            # this close to expiry; never longer than the validity itself.
+            renew_before = min(RENEW_BEFORE_DAYS, self.valid_days - 1)
+            result = ca.sign([self._spec(csr, name)], renew_before_days=renew_before)[0]
             return self._issued(ca, result.serial or "")
         finally:
             ca.ledger.close()

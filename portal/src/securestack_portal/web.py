@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -68,6 +69,12 @@ def request_new():
     return page, 400 if form.is_submitted() else 200
 
 
+def pem_armour(der: bytes) -> str:
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE REQUEST-----\n{lines}\n-----END CERTIFICATE REQUEST-----\n"
+
+
 def _csr_from(form: SubmitCsrForm) -> str | None:
     upload = form.csr_file.data
     pasted = (form.csr.data or "").strip()
@@ -76,8 +83,10 @@ def _csr_from(form: SubmitCsrForm) -> str | None:
         return None
     if upload:
         data = upload.read()
+        if b"-----BEGIN" not in data:  # DER: the engine reads the same bytes as PEM
+            return pem_armour(data)
         try:
-            return data.decode("ascii") if b"-----BEGIN" in data else data.decode("latin-1")
+            return data.decode("ascii")
         except UnicodeDecodeError:
             form.csr.errors = ["the uploaded file is neither PEM nor DER"]
             return None
