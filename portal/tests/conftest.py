@@ -41,7 +41,7 @@ from securestack_pki._pki_ca import AuthoritySettings, CertificateAuthority, Sig
 
 from securestack_portal import create_app  # noqa: E402
 from securestack_portal.config import parse  # noqa: E402
-from securestack_portal.db import make_engine, upgrade  # noqa: E402
+from securestack_portal.database import make_engine, upgrade  # noqa: E402
 from securestack_portal.models import User, subject_digest  # noqa: E402
 
 BASE_URL = "https://portal.test"

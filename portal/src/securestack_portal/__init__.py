@@ -14,7 +14,7 @@ from werkzeug.routing import BaseConverter
 from . import config as config_module
 from .api import api
 from .config import Config
-from .db import make_engine
+from .database import make_engine
 from .dev import DevIdentity
 from .identity import Refused, check_proxy, identify, peer_certificate
 from .pki import UsersCA, utcnow

@@ -10,7 +10,7 @@ import click
 from sqlalchemy import text
 
 from . import config as config_module
-from . import db as db_module
+from . import database as db_module
 from .config import ConfigError
 from .devsetup import make_dev_setup
 from .pki import PkiError, UsersCA

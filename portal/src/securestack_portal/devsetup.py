@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from securestack_pki._pki_ca import AuthoritySettings, CertificateAuthority, SignSpec
 
 from .config import Config, parse
-from .db import make_engine, upgrade
+from .database import make_engine, upgrade
 
 
 def make_users_ca(directory: Path) -> Path:
