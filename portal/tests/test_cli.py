@@ -98,7 +98,7 @@ def test_development_mode_is_off_unless_set(portal: Harness) -> None:
     ("change", "message"),
     [
         ({"database": {"url": "sqlite:///x", "extra": 1}, "dev": {"enabled": True}}, "needs identity_certificate"),
-        ({"database": {"url": "postgresql+psycopg://db1/p"}, "dev": {"enabled": True, "identity_certificate": "x"}}, "SQLite only"),
+        ({"database": {"url": "postgresql+psycopg://db1/p"}, "dev": {"enabled": True, "identity_certificate": "x"}}, "SQLite only"),  # noqa: E501
         ({"database": {"url": "postgresql+psycopg://portal@db1/portal"}}, "ssl_ca, ssl_cert and ssl_key are required"),
         ({"database": {"url": "oracle://x"}}, "unsupported database 'oracle'"),
         ({"auth": {"proxy_common_names": []}}, "proxy_issuer and proxy_common_names are required"),
