@@ -53,6 +53,14 @@ def assert_stored_nowhere(key: object, *directories: Path) -> None:
                 assert not any(s in data for s in secrets), f"key material in {path}"
 
 
+def session_of(client: PortalClient) -> dict:
+    """The decoded session cookie the browser holds."""
+    cookie = client.client.get_cookie("__Host-portal-session", domain="portal.test")
+    assert cookie is not None
+    app = client.client.application
+    return app.session_interface.get_signing_serializer(app).loads(cookie.value)
+
+
 def test_a_requester_gets_the_key_and_the_request_waits(
     portal: Harness, requester: tuple[Person, PortalClient], approver: tuple[Person, PortalClient]
 ) -> None:
@@ -66,6 +74,7 @@ def test_a_requester_gets_the_key_and_the_request_waits(
     assert request["status"] == "pending" and request["generated"] == 1 and request["subject"] == rita.subject
     assert "BEGIN CERTIFICATE REQUEST" in request["csr_pem"]
     assert_stored_nowhere(bundle.key, portal.directory)
+    assert set(session_of(client)) == {"csrf_token"}
     with pytest.raises(ValueError):
         pkcs12.load_pkcs12(response.data, b"wrong passphrase")
     # then it goes through approval like a pasted CSR, and the certificate fits the key

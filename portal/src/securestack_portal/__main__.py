@@ -1,0 +1,5 @@
+"""`python -m securestack_portal` is the `securestack-portal` command."""
+
+from .cli import main
+
+main()
