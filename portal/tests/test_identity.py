@@ -7,6 +7,7 @@ import hashlib
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from securestack_pki._pki_ca import CertificateAuthority, SignSpec
 
 from conftest import ADMIN, Harness, make_csr
@@ -158,3 +159,40 @@ def test_a_subject_named_admin_later_is_promoted_on_sight(make_harness) -> None:
     portal.app = create_app(parse(data))
     assert portal.client(carol).get("/api/v1/me").json["role"] == "admin"
     assert portal.rows("audit_events")[-1]["action"] == "user.role"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        [(NameOID.ORGANIZATION_NAME, "SecureStack"), (NameOID.COMMON_NAME, "Jörg Müller")],
+        [(NameOID.COMMON_NAME, "Jane"), (NameOID.EMAIL_ADDRESS, "jane@example.org")],
+        [(NameOID.ORGANIZATION_NAME, "Doe, Jane & Co <x>"), (NameOID.COMMON_NAME, "+Jane=\\#")],
+        [(NameOID.SERIAL_NUMBER, "42"), (NameOID.COMMON_NAME, "日本 太郎")],
+    ],
+)
+def test_subjects_as_openssl_prints_them_are_understood(portal: Harness, tmp_path, name: list) -> None:
+    """nginx and Apache send OpenSSL's RFC 2253 form: escaped UTF-8 bytes, emailAddress, serialNumber."""
+    import subprocess
+
+    subject = x509.Name([x509.NameAttribute(oid, value) for oid, value in name])
+    ca = CertificateAuthority.open(str(portal.users_ca))
+    result = ca.sign([SignSpec(csr=make_csr(subject), profile="client")])[0]
+    (tmp_path / "c.pem").write_text(result.certificate or "")
+    printed = {}
+    for what in ("subject", "issuer"):
+        out = subprocess.run(
+            ["openssl", "x509", "-in", str(tmp_path / "c.pem"), "-noout", f"-{what}", "-nameopt", "RFC2253"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        printed[what] = out.strip().split("=", 1)[1]
+    der = x509.load_pem_x509_certificate((result.certificate or "").encode()).public_bytes(serialization.Encoding.DER)
+    headers = {
+        "X-SSL-Client-Verify": "SUCCESS",
+        "X-SSL-Client-S-DN": printed["subject"],
+        "X-SSL-Client-I-DN": printed["issuer"],
+        "X-SSL-Client-Serial": (result.serial or "").upper(),
+        "X-SSL-Client-Fingerprint": hashlib.sha1(der).hexdigest(),  # noqa: S324
+    }
+    response = portal.client(None, headers=headers).get("/api/v1/me")
+    assert response.status_code == 200, response.json
+    assert response.json["subject"] == subject.rfc4514_string()

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
+from .dn import parse_dn
 
 CONFIG_ENV = "SECURESTACK_PORTAL_CONFIG"
 DEFAULT_CONFIG = "/etc/securestack-portal/portal.toml"
@@ -94,7 +94,7 @@ def _strings(section: dict, key: str, where: str) -> tuple[str, ...]:
 
 def _check_dn(value: str, where: str) -> None:
     try:
-        x509.Name.from_rfc4514_string(value)
+        parse_dn(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: {value!r} is not a distinguished name (RFC 4514): {exc}") from None
 

@@ -12,6 +12,7 @@ from securestack_pki._pki_ca import AuthoritySettings, CertificateAuthority, Sig
 
 from .config import Config, parse
 from .database import make_engine, upgrade
+from .dn import parse_dn
 
 
 def make_users_ca(directory: Path) -> Path:
@@ -32,7 +33,7 @@ def issue_personal(users: Path, subject: str, key_file: Path) -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name.from_rfc4514_string(subject))
+        .subject_name(parse_dn(subject))
         .sign(key, hashes.SHA256())
         .public_bytes(serialization.Encoding.PEM)
         .decode()

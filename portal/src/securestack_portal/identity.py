@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import dn
 from .pki import Issued, PkiError, UsersCA, normalize_serial
 
 H_VERIFY = "X-SSL-Client-Verify"
@@ -48,7 +49,7 @@ class Identity:
 
 def parse_dn(value: str, what: str) -> x509.Name:
     try:
-        return x509.Name.from_rfc4514_string(value)
+        return dn.parse_dn(value)
     except ValueError:
         raise Refused(f"{what} {value!r} is not a distinguished name") from None
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import pki
+from .dn import canonical_dn, parse_dn
 from .identity import Identity
 from .models import AuditEvent, CertificateRequest, Role, Status, User, subject_digest, utcnow
 from .pki import PkiError, UsersCA
@@ -40,11 +41,6 @@ class Actor:
     user: User
     serial: str
     remote_addr: str = ""
-
-
-def canonical_dn(value: str) -> str:
-    """One spelling per DN (RFC 4514, as the engine's ledger writes subjects)."""
-    return x509.Name.from_rfc4514_string(value).rfc4514_string()
 
 
 # ----------------------------------------------------------------- audit
@@ -197,7 +193,7 @@ def generate(
 
 def _generated_subject(actor: Actor, common_name: str, organization: str) -> x509.Name:
     if not actor.user.can_approve or not common_name.strip():
-        return x509.Name.from_rfc4514_string(actor.user.subject)
+        return parse_dn(actor.user.subject)
     try:
         return pki.subject_name(common_name.strip(), organization.strip())
     except ValueError as exc:
