@@ -273,6 +273,15 @@ paths=$(printf '%s' "$found" | python3 -c 'import json, sys; print(" ".join(k fo
 end
 
 # 4. ---------------------------------------------------------------------------
+# The throwaway CA container boots while ansible-doc and the syntax checks run.
+# systemd as PID 1 with the flags of molecule/ca/molecule.yml.
+docker rm -f "$container" > /dev/null 2>&1 || true
+docker run -d --name "$container" --hostname "$container" \
+    --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
+    --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp --stop-signal SIGRTMIN+3 \
+    "$image" /sbin/init > /dev/null
+
 begin ansible-doc
 list_modules() { find "$1" -maxdepth 1 -name '*.py' ! -name '__init__.py' -printf '%f\n' | sed 's/\.py$//' | sort; }
 mapfile -t modules < <(list_modules "$installed/plugins/modules")
@@ -325,13 +334,6 @@ done
 end
 
 begin run-ca
-docker rm -f "$container" > /dev/null 2>&1 || true
-# systemd as PID 1 with the flags of molecule/ca/molecule.yml.
-docker run -d --name "$container" --hostname "$container" \
-    --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
-    --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp --stop-signal SIGRTMIN+3 \
-    "$image" /sbin/init > /dev/null
 state=
 for _ in $(seq 60); do
     state=$(docker exec "$container" systemctl is-system-running 2> /dev/null || true)
