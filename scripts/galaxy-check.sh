@@ -345,7 +345,7 @@ if (cd "$work/run" && ansible-playbook -i inventory.yml -c community.docker.dock
     > "$work/run-ca.log" 2>&1; then
     grep -A3 '^PLAY RECAP' "$work/run-ca.log" | sed 's/^/    /'
     # The slowest tasks (profile_tasks' summary at the end of the log).
-    tail -n 6 "$work/run-ca.log" | sed 's/^/    /'
+    sed -n '/^=====/,$p' "$work/run-ca.log" | sed -n '2,6p' | sed 's/^/    /'
     base=/var/lib/securestack-pki
     if docker exec "$container" openssl verify -x509_strict -CAfile "$base/root/ca.crt" "$base/services/ca.crt" \
         > "$work/verify.log" 2>&1; then

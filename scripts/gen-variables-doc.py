@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) securestack.pki contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -92,10 +91,10 @@ def render_markup(text: str) -> str:
         elif kind == "U":
             out.append(f"<{arg}>")
         elif kind == "L":
-            label, _, url = arg.rpartition(",")
+            label, _comma, url = arg.rpartition(",")
             out.append(f"[{_escape_text(label.strip())}]({url.strip()})")
         else:  # R(text, ref): an anchor in Ansible's docs, plain text here
-            label, _, _ref = arg.rpartition(",")
+            label, _comma, _ref = arg.rpartition(",")
             out.append(_escape_text(label.strip()))
     out.append(_escape_text(text[pos:]))
     return "".join(out)
@@ -226,6 +225,8 @@ def render(roles_dir: Path, warn: bool = True) -> str:
                 lines += [render_markup(short), ""]
             for paragraph in paragraphs(spec.get("description")):
                 lines += [render_markup(paragraph), ""]
+            if "version_added" in spec:
+                lines += [f"Added in {_escape_text(str(spec['version_added']))}.", ""]
             options = spec.get("options") or {}
             if not options:
                 lines.append("This entry point takes no options.")

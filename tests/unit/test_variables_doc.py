@@ -64,6 +64,7 @@ SAMPLE = """\
             description: Only for tasks_from.
       main:
         short_description: A demo role
+        version_added: 0.1.0
         description:
           - Uses O(demo_mode) and C(a|b); see U(https://example.org/x) and L(the docs,https://example.org/docs).
         options:
@@ -152,6 +153,8 @@ def test_render_tables_suboptions_markup_and_order(tmp_path: Path) -> None:
     # main first, then the other entry points by name.
     assert doc.index("### demo: entry point `main`") < doc.index("### demo: entry point `extra`")
     assert "Used with `tasks_from: extra`" in doc
+    assert "A demo role\n\nUses `demo_mode`" in doc
+    assert "\n\nAdded in 0.1.0.\n\n| Variable |" in doc
     # Options in the spec's order, suboptions right after their parent.
     order = ["`demo_mode`", "`demo_secret`", "`demo_expr`", "`demo_list`", "`demo_list[].name`"]
     order += ["`demo_list[].settings`", "`demo_list[].settings.size`"]
