@@ -16,10 +16,10 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 TIMED := scripts/timed
 
-.PHONY: help setup lint sanity unit molecule test bench demo demo-down clean
+.PHONY: help setup lint sanity unit galaxy-check molecule test bench demo demo-down clean
 
 help:
-	@echo "make setup | lint | sanity | unit | molecule | test | bench | demo | demo-down | clean"
+	@echo "make setup | lint | sanity | unit | galaxy-check | molecule | test | bench | demo | demo-down | clean"
 
 setup:
 	@$(TIMED) setup scripts/setup.sh
@@ -34,12 +34,18 @@ sanity: setup
 unit: setup
 	@$(TIMED) unit .venv/bin/pytest tests/unit
 	@$(TIMED) unit-engine-cryptography-38 .venv-engine-oldest/bin/python -m pytest -q tests/unit/plugins/module_utils
+	@$(TIMED) unit-portal .venv-portal/bin/pytest -q portal/tests
 	@$(TIMED) integration .venv/bin/ansible-playbook -i localhost, tests/integration/modules.yml
+
+# The collection as users get it: build, install from the tarball into an
+# empty path, run from there, Galaxy's import checks, changelog, EE.
+galaxy-check: setup
+	@$(TIMED) galaxy-check scripts/galaxy-check.sh --allow-no-repository
 
 molecule: setup
 	@$(TIMED) molecule scripts/molecule.sh
 
-test: setup lint sanity unit molecule
+test: setup lint sanity unit galaxy-check molecule
 	@echo "== make test: all stages passed"
 
 bench: setup
@@ -57,5 +63,5 @@ demo-down: setup
 clean:
 	@for s in $$(scripts/molecule.sh --list 2>/dev/null); do \
 	    .venv/bin/molecule destroy -s "$$s" > /dev/null 2>&1 || true; done
-	rm -rf .venv .venv-lint .venv-sanity .venv-engine-oldest .venv-sslyze .venv-portal .cache .ansible .pytest_cache .ruff_cache
+	rm -rf .venv .venv-lint .venv-sanity .venv-engine-oldest .venv-sslyze .venv-portal .venv-galaxy .cache .ansible .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -156,6 +156,8 @@ step_venvs() {
     # portal's locked dependencies (its tests and the browser driver).
     make_venv .venv-sslyze requirements/sslyze.txt
     make_venv .venv-portal requirements/portal.txt
+    # Packaging checks: galaxy-importer, antsibull-changelog, ansible-builder.
+    make_venv .venv-galaxy requirements/galaxy.txt
 }
 
 # The images build in parallel (debootstrap waits on the network and dpkg
