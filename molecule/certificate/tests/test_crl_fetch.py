@@ -102,7 +102,9 @@ def test_bad_crls_are_refused_and_nothing_changes(kind, message):
     before = digests(node)
     server = "python3 -m http.server --bind 127.0.0.1 --directory /root/mirror 8481"
     result = node.run(
-        f"({server} >/dev/null 2>&1 & pid=$!; sleep 1; SECURESTACK_PKI_CRL_URL=http://127.0.0.1:8481 {FETCH}; "
+        f"({server} >/dev/null 2>&1 & pid=$!; "
+        "for i in $(seq 100); do curl -fso /dev/null http://127.0.0.1:8481/ && break; sleep 0.2; done; "
+        f"SECURESTACK_PKI_CRL_URL=http://127.0.0.1:8481 {FETCH}; "
         "rc=$?; kill $pid; exit $rc)"
     )
     assert result.rc == 1, result.stdout + result.stderr
