@@ -142,6 +142,11 @@ def test_server_tls_settings(db):
     assert set(offered.split(":")) == MOZILLA_INTERMEDIATE
 
 
+def test_extra_settings_from_the_escape_hatch(db):
+    # mysql_server_settings in molecule.yml: local_infile false, max_connections 200.
+    assert server_sql(db, "SELECT @@local_infile, @@max_connections") == "0\t200"
+
+
 def test_listens_on_the_service_address_only(db):
     host = get_host(db)
     address = host.check_output("ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'")
@@ -310,8 +315,15 @@ def test_certificate_from_another_ca_refused(client, db):
 
 
 def test_revoked_certificate_refused(client, db):
-    # Same subject and issuer as app's; it got in before side_effect.yml revoked it.
-    assert scenario_facts()["before_revocation"][db] == "app@%"
+    # Same subject and issuer as app's. It got in before side_effect.yml revoked it, and
+    # still with the new CRL on disk before the reload (the server reads it at FLUSH SSL).
+    facts = scenario_facts()
+    assert facts["before_revocation"][db] == "app@%"
+    assert facts["before_reload"][db] == "app@%"
+    serial = client.check_output(f"openssl x509 -in {PKI}/app-revoked.crt -noout -serial").removeprefix("serial=")
+    crl = get_host(db).check_output(f"openssl crl -in {PKI}/crl/services.crl.pem -noout -text")
+    revoked = {int(found, 16) for found in re.findall(r"Serial Number: ([0-9A-F]+)", crl)}
+    assert int(serial, 16) in revoked
     assert_tls_refused(
         client, db, f"{PKI}/app-revoked.crt", f"{PKI}/private/app-revoked.key", "sslv3 alert certificate revoked"
     )
