@@ -315,10 +315,18 @@ def test_forged_identity_headers_never_reach_the_backend(web):
             "_".join(words[:2]) + "-" + "-".join(words[2:]),  # X_SSL-Client-S-DN
         }
         forged += [f"{spelling}: forged-{i}" for i, spelling in enumerate(sorted(spellings))]
+    # The portal trusts one hop of X-Forwarded-*: only the web server's may arrive.
+    forged += ["X-Forwarded-For: 203.0.113.66", "X-Forwarded-Host: evil.example", "X_Forwarded_Host: evil.example"]
     path = probe_path()
     report = request(web, ALICE, path=path, headers=forged)
     assert report["status"] == 200, report
     received = received_headers(report)
+    forwarded = [(canonical(name), value) for name, value in received if canonical(name).startswith("x-forwarded-")]
+    client_address = host(CLIENT).check_output(f"getent hosts {CLIENT}").split()[0]
+    assert ("x-forwarded-for", client_address) in forwarded, forwarded
+    assert ("x-forwarded-host", web) in forwarded, forwarded
+    assert not [value for _, value in forwarded if "evil" in value or "203.0.113.66" in value], forwarded
+    assert len([name for name, _ in forwarded if name == "x-forwarded-host"]) == 1, forwarded
     ours = [(name, value) for name, value in received if canonical(name) in {canonical(n) for n in IDENTITY}]
     # Exactly one copy of each header the server sends, in its own spelling, none forged.
     assert sorted(name for name, _ in ours) == sorted(SENT), received
