@@ -264,6 +264,36 @@ def test_users_ca_crl_verifies_and_is_published_on_the_ca_host(host) -> None:
     assert der.strip() == host.file(f"{USERS_CA}/crl.pem").content_string.strip()
 
 
+def crl_serials(pem: str) -> set[int]:
+    return {entry.serial_number for entry in x509.load_pem_x509_crl(pem.encode())}
+
+
+def test_revocation_reaches_the_web_tier(host) -> None:
+    """A certificate revoked in the users CA: the portal serves the new CRL, the web tier's timer fetches it."""
+    revoke = (
+        "from cryptography import x509; from cryptography.hazmat.primitives import hashes, serialization;"
+        " from cryptography.hazmat.primitives.asymmetric import ec;"
+        " from securestack_pki._pki_ca import CertificateAuthority, SignSpec;"
+        " name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, 'Revoked Example')]);"
+        " csr = x509.CertificateSigningRequestBuilder().subject_name(name)"
+        ".sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()).public_bytes(serialization.Encoding.PEM);"
+        f" ca = CertificateAuthority.open('{USERS_CA}');"
+        " result = ca.sign([SignSpec(csr=csr.decode(), name='portal-test/revoked-user', profile='client')])[0];"
+        " ca.revoke(serial=result.serial, reason='keyCompromise'); print(result.serial)"
+    )
+    result = as_portal(host, f"{VENV}/bin/python -c {shlex.quote(revoke)}")
+    assert result.rc == 0, result.stderr
+    serial = int(result.stdout.strip(), 16)
+    assert serial in crl_serials(host.file(f"{USERS_CA}/crl.pem").content_string)
+    web = other(WEB)
+    # The portal serves it to the proxy's certificate, without a login.
+    served = web.check_output(f"curl -sS --max-time 20 {AS_PROXY} {PORTAL_URL}/crl.pem")
+    assert served.strip() == host.file(f"{USERS_CA}/crl.pem").content_string.strip()
+    # The web tier's CRL fetch timer gets it, without Ansible.
+    web.check_output("systemctl start securestack-pki-crl-fetch.service")
+    assert serial in crl_serials(web.file(f"{PKI}/crl/users.crl.pem").content_string)
+
+
 # --- who may connect to the portal ------------------------------------------------
 def refused_with(attempt, reason: str) -> None:
     """Run `attempt` (a refused TLS client) and find gunicorn's reason for the refusal in its log."""
