@@ -51,6 +51,8 @@ test: setup lint sanity unit galaxy-check molecule
 bench: setup
 	@$(TIMED) bench-sign .venv/bin/python tests/bench/bench_sign.py
 	@$(TIMED) bench-rollout .venv/bin/python tests/bench/bench_rollout.py
+	@$(TIMED) bench-tls .venv/bin/python tests/bench/bench_tls.py
+	@$(TIMED) bench-portal-api .venv-portal/bin/python tests/bench/bench_portal_api.py
 
 demo: setup
 	@$(TIMED) demo bash demo/demo.sh

@@ -63,3 +63,36 @@ def test_the_audit_log_pages(portal: Harness) -> None:
     assert "Older" in first and "Newer" not in first and "n99" in first and "user.first_seen" not in first
     second = admin.get("/audit?page=2").text
     assert "Newer" in second and "Older" not in second and "user.first_seen" in second
+
+
+def test_a_user_created_by_a_concurrent_first_request_is_used_not_a_500(portal: Harness) -> None:
+    """Two first requests of one person race: the loser's insert fails on the unique subject and it
+    takes the winner's row (before: HTTP 500). The race is made certain by hiding the row from the
+    loser's first read."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from securestack_portal import services
+    from securestack_portal.identity import Identity
+
+    rita = portal.person(RITA)
+    assert portal.client(rita).api("get", "/api/v1/me").json["role"] == "requester"  # the winner
+    engine = create_engine(f"sqlite:///{portal.directory / 'portal.sqlite3'}")
+    with Session(engine) as session:
+        real_scalars = session.scalars
+        calls = []
+
+        def first_read_misses(statement, *args, **kwargs):
+            result = real_scalars(statement, *args, **kwargs)
+            calls.append(statement)
+            if len(calls) == 1:
+                assert result.one_or_none() is not None  # the row is there: the loser just did not see it
+                return real_scalars(statement.where(False), *args, **kwargs)
+            return result
+
+        session.scalars = first_read_misses  # type: ignore[method-assign]
+        identity = Identity(subject=RITA, serial=rita.serial, certificate=None)  # type: ignore[arg-type]
+        actor = services.user_for(session, identity, (), "127.0.0.1")
+    assert actor.user.subject == RITA and actor.user.role == "requester"
+    assert [u["subject"] for u in portal.rows("users")].count(RITA) == 1
+    assert [e["action"] for e in portal.rows("audit_events") if e["target"] == RITA] == ["user.first_seen"]

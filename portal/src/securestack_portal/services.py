@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import pki
@@ -69,11 +70,19 @@ def user_for(session: Session, identity: Identity, admin_subjects: tuple[str, ..
         role = Role.ADMIN if named_admin else Role.REQUESTER
         user = User(subject=identity.subject, subject_sha256=digest, role=role.value, created_at=now, last_seen_at=now)
         session.add(user)
-        session.flush()
-        actor = Actor(user, identity.serial, remote_addr)
-        audit(session, actor, "user.first_seen", identity.subject, role=role.value)
-        session.commit()
-        return actor
+        try:
+            session.flush()
+        except IntegrityError:
+            # A concurrent first request of the same person (a browser opens
+            # several connections) created the user between our read and our
+            # write: use theirs.
+            session.rollback()
+            user = session.scalars(select(User).where(User.subject_sha256 == digest)).one()
+        else:
+            actor = Actor(user, identity.serial, remote_addr)
+            audit(session, actor, "user.first_seen", identity.subject, role=role.value)
+            session.commit()
+            return actor
     actor = Actor(user, identity.serial, remote_addr)
     if named_admin and user.role != Role.ADMIN:
         audit(session, actor, "user.role", user.subject, role=Role.ADMIN.value, before=user.role, by="configuration")
