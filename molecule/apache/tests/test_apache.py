@@ -4,4 +4,7 @@ The checks are shared with the nginx scenario: molecule/resources/web/tests/web_
 which reads the server under test from the scenario's name.
 """
 
-from web_checks import *  # noqa: F403 (the shared tests, listed in web_checks.__all__)
+import web_checks
+
+# The shared tests (web_checks.__all__) become this module's, for pytest to collect.
+globals().update({name: getattr(web_checks, name) for name in web_checks.__all__})

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-in for the portal in the web scenarios: an HTTPS server that echoes what it received.
 
 TLS with a services-CA server certificate; it demands a client certificate

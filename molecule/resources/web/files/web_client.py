@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Test client of the web scenarios: one real HTTP request, over TLS or not, reported as JSON.
 
   web_client.py --host NAME [--port 443] [--cert PEM --key PEM] [--cafile PEM]
@@ -64,7 +63,7 @@ def error_report(report: dict, stage: str, exc: Exception) -> dict:
 
 
 def parse_response(raw: bytes, report: dict) -> None:
-    head, _, body = raw.partition(b"\r\n\r\n")
+    head, _blank, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("iso-8859-1").split("\r\n")
     report["status"] = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else None
     report["headers"] = [[part.strip() for part in line.split(":", 1)] for line in lines[1:] if ":" in line]
@@ -135,7 +134,7 @@ def main() -> int:
         return 0
     report, session = exchange(args, context)
     if args.resume and report["stage"] == "done":
-        report, _ = exchange(args, context, session)
+        report, _session = exchange(args, context, session)
         report["ticket"] = bool(session and session.has_ticket)
     json.dump(report, sys.stdout)
     return 0

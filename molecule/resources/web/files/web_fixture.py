@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Certificates the CA engine refuses to make, for the web scenarios' negative tests.
 
 Runs on the CA host (python3-cryptography), reads a JSON object of CSRs (PEM) on

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The test users' keys and certificates on the client host of the web scenarios.
 
   web_users.py csrs --dir DIR      stdin: {"name": "common name", ...}

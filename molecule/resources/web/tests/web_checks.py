@@ -325,12 +325,12 @@ def test_forged_identity_headers_never_reach_the_backend(web):
     client_address = host(CLIENT).check_output(f"getent hosts {CLIENT}").split()[0]
     assert ("x-forwarded-for", client_address) in forwarded, forwarded
     assert ("x-forwarded-host", web) in forwarded, forwarded
-    assert not [value for _, value in forwarded if "evil" in value or "203.0.113.66" in value], forwarded
-    assert len([name for name, _ in forwarded if name == "x-forwarded-host"]) == 1, forwarded
+    assert not [value for _name, value in forwarded if "evil" in value or "203.0.113.66" in value], forwarded
+    assert len([name for name, _value in forwarded if name == "x-forwarded-host"]) == 1, forwarded
     ours = [(name, value) for name, value in received if canonical(name) in {canonical(n) for n in IDENTITY}]
     # Exactly one copy of each header the server sends, in its own spelling, none forged.
-    assert sorted(name for name, _ in ours) == sorted(SENT), received
-    assert not [value for _, value in ours if "forged" in value], received
+    assert sorted(name for name, _value in ours) == sorted(SENT), received
+    assert not [value for _name, value in ours if "forged" in value], received
     # A header that is not ours passes untouched: the check above can fail.
     report = request(web, ALICE, path=probe_path(), headers=["X-Harmless: yes"])
     assert ("X-Harmless", "yes") in received_headers(report)
