@@ -1,0 +1,440 @@
+"""The whole secured stack, end to end (scenario ``default``: playbooks/site.yml on six hosts).
+
+In order (pytest keeps the file's order; the later checks use what the
+browser did):
+
+1. the databases: the portal's sessions to PostgreSQL are TLS with its
+   client certificate (pg_stat_ssl); MariaDB, deployed beside it with the
+   portal's account, serves that certificate over TLS (processlist and
+   session status) and nothing else; plaintext to either is refused;
+2. the browser (Playwright with Debian's chromium, molecule/default/browser/)
+   through Apache and through nginx: the admin logs in with its client
+   certificate, a person's CSR is submitted, approved and downloaded; the
+   admin revokes a person's certificate, and the audit log shows it;
+3. the revoked certificate: the web servers still let it through to the
+   portal (which refuses it from its ledger) until the CRL push
+   (playbooks/crl.yml), then refuse it themselves; the other person's
+   certificate still gets in;
+4. sslyze: both web servers compliant with Mozilla's intermediate profile,
+   TLS 1.0 and 1.1 refused (and refused to a client that offers them).
+
+Every check is a real exchange with the deployed servers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shlex
+import ssl
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import pytest
+import testinfra
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = AnsibleRunner(INVENTORY)
+CA = RUNNER.get_hosts("ca")[0]
+APP = RUNNER.get_hosts("app")[0]
+WEB = {"apache": RUNNER.get_hosts("web_apache")[0], "nginx": RUNNER.get_hosts("web_nginx")[0]}
+PG = RUNNER.get_hosts("db_postgresql")[0]
+MARIADB = RUNNER.get_hosts("db_mysql")[0]
+
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+CREDENTIALS = EPHEMERAL / "credentials"
+STATE = EPHEMERAL / "browser"
+ARTIFACTS = PROJECT / ".cache" / "artifacts" / "default"
+SSLYZE = PROJECT / ".venv-sslyze" / "bin" / "sslyze"
+
+PKI = "/etc/securestack-pki"
+VENV = "/opt/securestack-portal/current"
+PORTAL_CONFIG = "/etc/securestack-portal/portal.toml"
+
+MOZILLA_6_INTERMEDIATE_TLS12 = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+MOZILLA_6_TLS13 = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+
+
+# ----------------------------------------------------------------- helpers
+@cache
+def host(name: str):
+    """Containers of the scenario, reached with docker exec."""
+    return testinfra.get_host(f"docker://{name}")
+
+
+@cache
+def address(name: str) -> str:
+    return host(name).interface("eth0").addresses[0]
+
+
+@cache
+def root_ca() -> Path:
+    path = EPHEMERAL / "root-ca.pem"
+    path.write_text(host(CA).file("/var/lib/securestack-pki/root/ca.crt").content_string)
+    return path
+
+
+def pem_files(p12: Path, passphrase: str, directory: Path, name: str) -> tuple[str, str]:
+    """The key and certificate (with its chain) of a PKCS#12 file, as PEM files for Python's ssl."""
+    key, cert, chain = pkcs12.load_key_and_certificates(p12.read_bytes(), passphrase.encode())
+    assert key is not None and cert is not None
+    key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    cert_path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *chain]))
+    return str(cert_path), str(key_path)
+
+
+def https(server: str, cert: tuple[str, str], path: str = "/") -> dict:
+    """One request from this machine to a web server, by address, verified against our root (name included)."""
+    context = ssl.create_default_context(cafile=str(root_ca()))
+    context.load_cert_chain(*cert)
+    connection = http.client.HTTPSConnection(address(WEB[server]), 443, context=context, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return {"stage": "done", "status": response.status, "body": response.read().decode(errors="replace")}
+    except ssl.SSLError as exc:
+        # Apache refuses a certificate in the handshake; under TLS 1.3 the
+        # alert reaches the client on its first read.
+        return {"stage": "tls", "reason": exc.reason, "error": str(exc)}
+    except (TimeoutError, ConnectionResetError, BrokenPipeError) as exc:
+        return {"stage": "connection", "reason": type(exc).__name__, "error": str(exc)}
+    finally:
+        connection.close()
+
+
+def refused_by_the_web_server(server: str, report: dict) -> bool:
+    """nginx answers 400 itself (its own error page) after the handshake; Apache sends a revocation alert."""
+    if server == "nginx":
+        return report["stage"] == "done" and report["status"] == 400 and "The SSL certificate error" in report["body"]
+    return report["stage"] == "tls" and report["reason"] == "SSLV3_ALERT_CERTIFICATE_REVOKED"
+
+
+def portal_python(code: str, user: str = "root"):
+    """Python of the portal's venv on the app host (psycopg, PyMySQL, SQLAlchemy), as `user`."""
+    prefix = "" if user == "root" else f"runuser -u {user} -- env SECURESTACK_PORTAL_CONFIG={PORTAL_CONFIG} "
+    return host(APP).run(f"{prefix}{VENV}/bin/python -c {shlex.quote(code)}")
+
+
+def browser_report() -> dict:
+    path = STATE / "report.json"
+    assert path.exists(), "the browser test did not run (test_browser_through_both_web_servers)"
+    return json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------- 1. the databases
+def test_portal_sessions_to_postgresql_are_tls_with_its_client_certificate():
+    # A request that reads the database, through the proxy path, so the service holds sessions.
+    web = host(WEB["nginx"])
+    status = web.check_output(
+        f"curl -sS -o /dev/null -w '%{{http_code}}' --max-time 20 --cacert {PKI}/ca-bundle.pem"
+        f" --cert {PKI}/proxy.crt --key {PKI}/private/proxy.key https://{APP}:8443/healthz"
+    )
+    assert status == "200"
+    sessions = host(PG).check_output(
+        "runuser -u postgres -- psql -AtF'|' -c \"SELECT s.ssl, s.version, s.client_dn, host(a.client_addr)"
+        " FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'portal'\""
+    )
+    rows = [line.split("|") for line in sessions.splitlines()]
+    assert rows, "the portal holds no session to PostgreSQL"
+    for ssl_on, version, client_dn, client in rows:
+        assert ssl_on == "t"
+        assert version in ("TLSv1.2", "TLSv1.3")
+        assert client_dn == "/CN=portal"
+        assert client == address(APP)
+    # The portal's configuration names this server and verifies it.
+    config = host(APP).file(PORTAL_CONFIG).content_string
+    assert f"postgresql+psycopg://portal@{PG}:5432/portal" in config
+
+
+def test_postgresql_refuses_plaintext_and_tls_without_the_certificate():
+    probe = (
+        "import psycopg\n"
+        f"for kwargs in (dict(sslmode='disable'), dict(sslmode='verify-full', sslrootcert='{PKI}/ca-bundle.pem')):\n"
+        "    try:\n"
+        f"        psycopg.connect(host='{PG}', dbname='portal', user='portal', connect_timeout=10, **kwargs)\n"
+        "    except psycopg.OperationalError as exc:\n"
+        "        print('refused:', ' '.join(str(exc).split()))\n"
+        "    else:\n"
+        "        print('connected')\n"
+    )
+    result = portal_python(probe, user="portal")
+    assert result.rc == 0, result.stderr
+    plaintext, no_certificate = result.stdout.strip().splitlines()
+    assert plaintext.startswith("refused:") and "no encryption" in plaintext, plaintext
+    assert no_certificate.startswith("refused:") and "certificate" in no_certificate, no_certificate
+
+
+MYSQL_PROBE = """
+import json, sys, time, pymysql
+kind, hold = sys.argv[1], float(sys.argv[2])
+tls = {{"ca": "{pki}/ca-bundle.pem", "check_hostname": True}}
+if kind == "portal-db":
+    tls.update(cert="{pki}/portal-db.crt", key="{pki}/private/portal-db.key")
+elif kind == "other-certificate":
+    # The app host's own services-CA certificate (not the account's subject).
+    tls.update(cert="{pki}/portal.crt", key="{pki}/private/portal.key")
+try:
+    connection = pymysql.connect(host="{db}", user="portal", database="portal", connect_timeout=10,
+                                 ssl=None if kind == "plaintext" else tls)
+except pymysql.err.MySQLError as exc:
+    print(json.dumps({{"refused": exc.args[0], "message": str(exc.args[-1])}}), flush=True)
+    sys.exit(0)
+with connection.cursor() as cursor:
+    cursor.execute("SELECT CONNECTION_ID(), CURRENT_USER()")
+    thread, user = cursor.fetchone()
+    cursor.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+    status = dict(cursor.fetchall())
+print(json.dumps({{"thread": thread, "user": user, **status}}), flush=True)
+time.sleep(hold)
+"""
+
+
+def mysql_probe(kind: str, hold: float = 0) -> dict:
+    code = MYSQL_PROBE.format(pki=PKI, db=MARIADB)
+    out = host(APP).check_output(f"{VENV}/bin/python -c {shlex.quote(code)} {kind} {hold}")
+    return json.loads(out.splitlines()[0])
+
+
+def test_mariadb_session_with_the_portal_certificate_is_tls():
+    """A session with the portal's certificate: TLS by its status, and the server's processlist shows it."""
+    app = host(APP)
+    code = MYSQL_PROBE.format(pki=PKI, db=MARIADB)
+    out = "/root/mysql-probe.json"
+    app.run_expect([0], f"rm -f {out}; (nohup {VENV}/bin/python -c {shlex.quote(code)} portal-db 30 > {out} 2>&1 &)")
+    deadline = time.monotonic() + 30
+    while not app.file(out).content_string.strip() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    session = json.loads(app.file(out).content_string.splitlines()[0])
+    assert session["user"] == "portal@%"
+    assert session["Ssl_version"] in ("TLSv1.2", "TLSv1.3")
+    assert session["Ssl_cipher"]
+    # The server's view of that very session, while it is open.
+    thread = int(session["thread"])
+    row = host(MARIADB).check_output(
+        "mariadb -N -B -e \"SELECT USER, SUBSTRING_INDEX(HOST, ':', 1), DB FROM information_schema.PROCESSLIST"
+        ' WHERE ID = %s"',
+        str(thread),
+    )
+    assert row.split("\t") == ["portal", address(APP), "portal"]
+    # The account takes this certificate's subject and issuer, and no password.
+    account = host(MARIADB).check_output(
+        'mariadb -N -B -e "SELECT ssl_type, x509_subject, x509_issuer, authentication_string FROM mysql.user'
+        " WHERE User = 'portal'\""
+    )
+    ssl_type, subject, issuer, *password = account.split("\t")
+    assert ssl_type == "SPECIFIED"
+    assert subject == "/CN=portal"
+    assert issuer.endswith("/CN=SecureStack Services CA")
+    assert password in ([], [""])
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        # ER_SECURE_TRANSPORT_REQUIRED: require_secure_transport.
+        ("plaintext", 3159),
+        # ER_ACCESS_DENIED_ERROR: TLS, but no certificate or another one.
+        ("tls-without-certificate", 1045),
+        ("other-certificate", 1045),
+    ],
+)
+def test_mariadb_refuses_everything_but_the_certificate_login(kind, code):
+    result = mysql_probe(kind)
+    assert result.get("refused") == code, result
+
+
+# ----------------------------------------------------------------- 2. the browser
+def test_browser_through_both_web_servers():
+    """Playwright with Debian's chromium, through Apache then nginx (molecule/default/browser/)."""
+    env = {
+        **os.environ,
+        "STACK_BROWSER_URLS": json.dumps({server: f"https://{address(name)}" for server, name in WEB.items()}),
+        "STACK_BROWSER_ADMIN_P12": str(CREDENTIALS / f"{APP}-admin.p12"),
+        "STACK_BROWSER_ADMIN_PASSPHRASE_FILE": str(CREDENTIALS / f"{APP}-admin.passphrase"),
+        "STACK_BROWSER_ROOT_CA": str(root_ca()),
+        "STACK_BROWSER_STATE": str(STATE),
+        "STACK_BROWSER_ARTIFACTS": str(ARTIFACTS),
+        "STACK_BROWSER_CHROMIUM": "/usr/bin/chromium",
+    }
+    result = subprocess.run(
+        [
+            str(PROJECT / ".venv-portal" / "bin" / "pytest"),
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            str(Path(__file__).resolve().parents[1] / "browser"),
+        ],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    print(result.stdout[-8000:], result.stderr[-2000:])
+    assert result.returncode == 0
+    summary = result.stdout.strip().splitlines()[-1]
+    # Enrol-request-approve-download through each server, then the revocation.
+    assert re.search(r"\b3 passed\b", summary), summary
+    assert not re.search(r"failed|error|skipped|xfail|deselected", summary), summary
+
+
+# ----------------------------------------------------------------- 3. revocation
+def test_revoked_certificate_is_refused_by_both_web_servers_after_the_crl_push():
+    report = browser_report()
+    revoked_serial = report["revoked"]
+    revoked = report["people"]["nginx"]
+    valid = report["people"]["apache"]
+    assert revoked["serial"] == revoked_serial
+    with tempfile.TemporaryDirectory() as tmp:
+        revoked_cert = pem_files(Path(revoked["p12"]), revoked["passphrase"], Path(tmp), "revoked")
+        valid_cert = pem_files(Path(valid["p12"]), valid["passphrase"], Path(tmp), "valid")
+
+        # The portal's own CRL lists it already (the portal rewrote it at once).
+        crl = host(APP).check_output(
+            "openssl crl -in /var/lib/securestack-portal/users-ca/crl.pem -noout -text | grep 'Serial Number'"
+        )
+        assert int(revoked_serial, 16) in {int(s, 16) for s in re.findall(r"Serial Number: ([0-9A-Fa-f]+)", crl)}
+
+        # Before the push the web servers still have the old CRL: the
+        # certificate passes the TLS layer and the portal refuses it (ledger).
+        for server in WEB:
+            before = https(server, revoked_cert, path="/api/v1/me")
+            assert before["stage"] == "done" and before["status"] == 403, (server, before)
+            assert "revoked" in before["body"], (server, before)
+
+        # The CRL push: every host fetches its CRLs now.
+        push = subprocess.run(
+            [
+                str(Path(os.environ.get("VIRTUAL_ENV", PROJECT / ".venv")) / "bin" / "ansible-playbook"),
+                "-i",
+                INVENTORY,
+                str(PROJECT / "playbooks" / "crl.yml"),
+            ],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        print(push.stdout[-4000:], push.stderr[-2000:])
+        assert push.returncode == 0
+        for name in WEB.values():
+            # The fetch changed each web server's CRLs.
+            assert re.search(rf"changed: \[{name}\]", push.stdout), push.stdout
+
+        for server in WEB:
+            deadline = time.monotonic() + 20
+            while True:
+                after = https(server, revoked_cert)
+                if refused_by_the_web_server(server, after) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert refused_by_the_web_server(server, after), (server, after)
+            # The other person's certificate still gets in, to the portal.
+            still = https(server, valid_cert)
+            assert still["status"] == 200 and "Stack User apache" in still["body"], (server, still)
+
+
+def test_revocation_is_in_the_audit_log():
+    """The portal's JSON API, as the admin, through nginx: who revoked what, and why."""
+    report = browser_report()
+    passphrase = (CREDENTIALS / f"{APP}-admin.passphrase").read_text().strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        admin = pem_files(CREDENTIALS / f"{APP}-admin.p12", passphrase, Path(tmp), "admin")
+        answer = https("nginx", admin, path="/api/v1/audit?limit=200")
+    assert answer["status"] == 200, answer
+    events = [e for e in json.loads(answer["body"]) if e["action"] == "certificate.revoke"]
+    assert [e["target"] for e in events] == [f"serial:{report['revoked']}"], events
+    (event,) = events
+    assert event["actor"] == "CN=admin,O=SecureStack"
+    assert "keyCompromise" in json.dumps(event["detail"])
+
+
+# ----------------------------------------------------------------- 4. TLS of the web servers
+def test_sslyze_reports_mozilla_intermediate_compliance():
+    report = browser_report()
+    valid = report["people"]["apache"]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = Path(tmp)
+        cert, key = pem_files(Path(valid["p12"]), valid["passphrase"], files, "client")
+
+        def scan(name: str) -> tuple[str, subprocess.CompletedProcess, dict]:
+            out = files / f"{name}.json"
+            argv = [
+                str(SSLYZE),
+                "--mozilla_config=intermediate",
+                f"--certinfo_ca_file={root_ca()}",
+                f"--cert={cert}",
+                f"--key={key}",
+                f"--json_out={out}",
+                f"{name}:443{{{address(name)}}}",
+            ]
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+            return name, result, json.loads(out.read_text()) if out.exists() else {}
+
+        with ThreadPoolExecutor(len(WEB)) as pool:
+            scans = list(pool.map(scan, WEB.values()))
+    for name, result, data in scans:
+        assert result.returncode == 0, f"{name}: {result.stdout}\n{result.stderr}"
+        assert 'Checking results against Mozilla\'s "intermediate" configuration' in result.stdout, result.stdout
+        assert f"{name}:443: OK - Compliant." in result.stdout, result.stdout
+        scan_result = data["server_scan_results"][0]["scan_result"]
+        accepted = {
+            version: {
+                s["cipher_suite"]["name"]
+                for s in scan_result[f"{version}_cipher_suites"]["result"]["accepted_cipher_suites"]
+            }
+            for version in ("ssl_2_0", "ssl_3_0", "tls_1_0", "tls_1_1", "tls_1_2", "tls_1_3")
+        }
+        # sslyze offered every suite of each version: none of SSL 2/3, TLS 1.0 or 1.1 was accepted.
+        assert not any(accepted[v] for v in ("ssl_2_0", "ssl_3_0", "tls_1_0", "tls_1_1")), accepted
+        assert accepted["tls_1_2"] and accepted["tls_1_2"] <= MOZILLA_6_INTERMEDIATE_TLS12, accepted
+        assert accepted["tls_1_3"] and accepted["tls_1_3"] <= MOZILLA_6_TLS13, accepted
+
+
+@pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
+@pytest.mark.parametrize("server", sorted(WEB))
+def test_old_tls_versions_are_refused(server, version):
+    """A client offering only TLS 1.0 or 1.1 (security level 0: OpenSSL really sends it) gets protocol_version."""
+    result = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            version,
+            "-cipher",
+            "DEFAULT:@SECLEVEL=0",
+            "-connect",
+            f"{address(WEB[server])}:443",
+            "-servername",
+            WEB[server],
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert re.search(r"alert protocol version", result.stderr), result.stderr
