@@ -40,6 +40,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,15 +53,43 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "browser"))
 # The portal's page helpers.
+import test_portal_browser as portal_pages
 from test_portal_browser import (
     approve,
     context_for,
     download_certificate,
     flash,
-    open_page,
     signed_in_as,
     submit_csr,
 )
+
+
+def open_page(context, url: str):
+    """A page at `url` (HTTP 200), as the portal's helper opens it, once more if the host's network changed.
+
+    Chromium aborts requests in flight with net::ERR_NETWORK_CHANGED when
+    an interface of the host appears or goes, which Docker does for every
+    container started or stopped (other scenarios, on a shared machine).
+    Only navigations (GET) are retried; a form post is never sent twice.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    page = context.new_page()
+    for attempt in range(3):
+        try:
+            response = page.goto(url)
+            break
+        except PlaywrightError as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(1)
+    assert response is not None
+    assert response.status == 200, f"{url}: HTTP {response.status} (503: the server's certificate did not verify)"
+    return page
+
+
+# The portal's helpers (submit_csr, approve, ...) open their pages with it too.
+portal_pages.open_page = open_page
 
 REQUIRED = (
     "STACK_BROWSER_URLS",

@@ -92,7 +92,11 @@ def root_ca() -> Path:
 
 
 def pem_files(p12: Path, passphrase: str, directory: Path, name: str) -> tuple[str, str]:
-    """The key and certificate (with its chain) of a PKCS#12 file, as PEM files for Python's ssl."""
+    """The key and certificate of a PKCS#12 file, as PEM files for Python's ssl and sslyze.
+
+    The certificate alone: the web servers hold the users CA, and sslyze's
+    legacy OpenSSL (its SSL 2.0 scan) fails to load a chain that ends in a root.
+    """
     key, cert, chain = pkcs12.load_key_and_certificates(p12.read_bytes(), passphrase.encode())
     assert key is not None and cert is not None
     key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
@@ -100,7 +104,8 @@ def pem_files(p12: Path, passphrase: str, directory: Path, name: str) -> tuple[s
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     key_path.chmod(0o600)
-    cert_path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *chain]))
+    assert chain, "the PKCS#12 file carries the users CA"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return str(cert_path), str(key_path)
 
 
@@ -187,41 +192,56 @@ def test_postgresql_refuses_plaintext_and_tls_without_the_certificate():
 
 MYSQL_PROBE = """
 import json, sys, time, pymysql
-kind, hold = sys.argv[1], float(sys.argv[2])
+kind, user, password, hold = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 tls = {{"ca": "{pki}/ca-bundle.pem", "check_hostname": True}}
 if kind == "portal-db":
     tls.update(cert="{pki}/portal-db.crt", key="{pki}/private/portal-db.key")
-elif kind == "other-certificate":
-    # The app host's own services-CA certificate (not the account's subject).
+elif kind == "server-certificate":
+    # The app host's own services-CA certificate: serverAuth only, another subject.
     tls.update(cert="{pki}/portal.crt", key="{pki}/private/portal.key")
 try:
-    connection = pymysql.connect(host="{db}", user="portal", database="portal", connect_timeout=10,
-                                 ssl=None if kind == "plaintext" else tls)
+    connection = pymysql.connect(host="{db}", user=user, password=password, connect_timeout=10,
+                                 database="portal" if user == "portal" else None,
+                                 ssl=None if kind == "plaintext" else tls,
+                                 # PyMySQL tries TLS even without options ("preferred"): really plaintext.
+                                 ssl_disabled=kind == "plaintext")
 except pymysql.err.MySQLError as exc:
     print(json.dumps({{"refused": exc.args[0], "message": str(exc.args[-1])}}), flush=True)
     sys.exit(0)
 with connection.cursor() as cursor:
     cursor.execute("SELECT CONNECTION_ID(), CURRENT_USER()")
-    thread, user = cursor.fetchone()
+    thread, current = cursor.fetchone()
     cursor.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
     status = dict(cursor.fetchall())
-print(json.dumps({{"thread": thread, "user": user, **status}}), flush=True)
+print(json.dumps({{"thread": thread, "user": current, **status}}), flush=True)
 time.sleep(hold)
 """
+# MariaDB 11.8 refuses plaintext before authentication (3159,
+# ER_SECURE_TRANSPORT_REQUIRED); 10.11 (Debian 12) after it, as access denied (1045).
+PLAINTEXT_REFUSED = {3159, 1045}
+# A client certificate refused in the handshake: the server drops the connection.
+HANDSHAKE_REFUSED = {2006, 2013}
 
 
-def mysql_probe(kind: str, hold: float = 0) -> dict:
+def mysql_command(kind: str, user: str = "portal", password: str = "", hold: float = 0) -> str:
     code = MYSQL_PROBE.format(pki=PKI, db=MARIADB)
-    out = host(APP).check_output(f"{VENV}/bin/python -c {shlex.quote(code)} {kind} {hold}")
-    return json.loads(out.splitlines()[0])
+    return f"{VENV}/bin/python -c {shlex.quote(code)} {kind} {user} {shlex.quote(password)} {hold}"
+
+
+def mysql_probe(kind: str, user: str = "portal", password: str = "") -> dict:
+    return json.loads(host(APP).check_output(mysql_command(kind, user, password)).splitlines()[0])
+
+
+def mariadb_sql(sql: str) -> str:
+    """As root over the server's socket (unix_socket authentication)."""
+    return host(MARIADB).check_output(f"mariadb -N -B -e {shlex.quote(sql)}")
 
 
 def test_mariadb_session_with_the_portal_certificate_is_tls():
     """A session with the portal's certificate: TLS by its status, and the server's processlist shows it."""
     app = host(APP)
-    code = MYSQL_PROBE.format(pki=PKI, db=MARIADB)
     out = "/root/mysql-probe.json"
-    app.run_expect([0], f"rm -f {out}; (nohup {VENV}/bin/python -c {shlex.quote(code)} portal-db 30 > {out} 2>&1 &)")
+    app.run_expect([0], f"rm -f {out}; (nohup {mysql_command('portal-db', hold=30)} > {out} 2>&1 &)")
     deadline = time.monotonic() + 30
     while not app.file(out).content_string.strip() and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -230,38 +250,48 @@ def test_mariadb_session_with_the_portal_certificate_is_tls():
     assert session["Ssl_version"] in ("TLSv1.2", "TLSv1.3")
     assert session["Ssl_cipher"]
     # The server's view of that very session, while it is open.
-    thread = int(session["thread"])
-    row = host(MARIADB).check_output(
-        "mariadb -N -B -e \"SELECT USER, SUBSTRING_INDEX(HOST, ':', 1), DB FROM information_schema.PROCESSLIST"
-        ' WHERE ID = %s"',
-        str(thread),
+    rows = mariadb_sql(
+        "SELECT ID, USER, SUBSTRING_INDEX(HOST, ':', 1), DB FROM information_schema.PROCESSLIST WHERE USER = 'portal'"
     )
-    assert row.split("\t") == ["portal", address(APP), "portal"]
+    sessions = {int(row.split("\t")[0]): row.split("\t")[1:] for row in rows.splitlines()}
+    assert sessions[int(session["thread"])] == ["portal", address(APP), "portal"], sessions
     # The account takes this certificate's subject and issuer, and no password.
-    account = host(MARIADB).check_output(
-        'mariadb -N -B -e "SELECT ssl_type, x509_subject, x509_issuer, authentication_string FROM mysql.user'
-        " WHERE User = 'portal'\""
+    account = mariadb_sql(
+        "SELECT ssl_type, x509_subject, x509_issuer, authentication_string FROM mysql.user WHERE User = 'portal'"
     )
     ssl_type, subject, issuer, *password = account.split("\t")
     assert ssl_type == "SPECIFIED"
     assert subject == "/CN=portal"
     assert issuer.endswith("/CN=SecureStack Services CA")
     assert password in ([], [""])
+    assert mariadb_sql("SELECT @@require_secure_transport") == "1"
 
 
 @pytest.mark.parametrize(
-    ("kind", "code"),
+    ("kind", "codes"),
     [
-        # ER_SECURE_TRANSPORT_REQUIRED: require_secure_transport.
-        ("plaintext", 3159),
-        # ER_ACCESS_DENIED_ERROR: TLS, but no certificate or another one.
-        ("tls-without-certificate", 1045),
-        ("other-certificate", 1045),
+        ("plaintext", PLAINTEXT_REFUSED),
+        # TLS without a certificate: ER_ACCESS_DENIED_ERROR.
+        ("tls-without-certificate", {1045}),
+        ("server-certificate", HANDSHAKE_REFUSED),
     ],
 )
-def test_mariadb_refuses_everything_but_the_certificate_login(kind, code):
+def test_mariadb_refuses_the_portal_account_without_its_certificate(kind, codes):
     result = mysql_probe(kind)
-    assert result.get("refused") == code, result
+    assert result.get("refused") in codes, result
+
+
+def test_mariadb_refuses_plaintext_even_with_a_password():
+    """require_secure_transport itself: a password account (made for this test) gets in over TLS only."""
+    password = "probe-" + os.urandom(12).hex()
+    mariadb_sql(f"CREATE USER 'stack_probe'@'%' IDENTIFIED BY '{password}'")
+    try:
+        plaintext = mysql_probe("plaintext", "stack_probe", password)
+        assert plaintext.get("refused") in PLAINTEXT_REFUSED, plaintext
+        over_tls = mysql_probe("tls-without-certificate", "stack_probe", password)
+        assert over_tls.get("user") == "stack_probe@%", over_tls
+    finally:
+        mariadb_sql("DROP USER 'stack_probe'@'%'")
 
 
 # ----------------------------------------------------------------- 2. the browser
@@ -366,8 +396,10 @@ def test_revocation_is_in_the_audit_log():
         answer = https("nginx", admin, path="/api/v1/audit?limit=200")
     assert answer["status"] == 200, answer
     events = [e for e in json.loads(answer["body"]) if e["action"] == "certificate.revoke"]
-    assert [e["target"] for e in events] == [f"serial:{report['revoked']}"], events
-    (event,) = events
+    # Newest first: the browser's revocation is the latest.
+    assert events, "no revocation in the audit log"
+    event = events[0]
+    assert event["target"] == f"serial:{report['revoked']}", events
     assert event["actor"] == "CN=admin,O=SecureStack"
     assert "keyCompromise" in json.dumps(event["detail"])
 
