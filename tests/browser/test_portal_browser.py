@@ -110,6 +110,18 @@ def open_page(context, url: str):
     return page
 
 
+def click_for_download(page, button, target: Path) -> None:
+    """Click, expect a download and save it; if none comes, fail with what the page says instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        with page.expect_download() as download_info:
+            button.click()
+        download_info.value.save_as(target)
+    except PlaywrightTimeout:
+        pytest.fail(f"no download from {page.url}; the page says: {page.locator('main').inner_text()[:600]}")
+
+
 def signed_in_as(page) -> str:
     return page.locator("p.who").inner_text()
 
@@ -127,10 +139,8 @@ def enrol_alice(admin, settings: dict, tmp_path: Path) -> tuple[Path, str, x509.
     page.fill("input[name=organization]", "SecureStack")
     page.fill("input[name=passphrase]", passphrase)
     page.fill("input[name=confirm]", passphrase)
-    with page.expect_download() as download_info:
-        page.get_by_role("button", name="Make the key and download the PKCS#12 file").click()
     p12 = tmp_path / "alice.p12"
-    download_info.value.save_as(p12)
+    click_for_download(page, page.get_by_role("button", name="Make the key and download the PKCS#12 file"), p12)
     key, cert, chain = pkcs12.load_key_and_certificates(p12.read_bytes(), passphrase.encode())
     assert key is not None
     assert cert is not None
@@ -158,10 +168,8 @@ def approve(admin, settings: dict, request_id: str) -> None:
 
 def download_certificate(alice, settings: dict, request_id: str, tmp_path: Path) -> x509.Certificate:
     page = open_page(alice, f"{settings['url']}/requests/{request_id}")
-    with page.expect_download() as download_info:
-        page.get_by_role("link", name="certificate", exact=True).click()
     downloaded = tmp_path / "laptop.crt"
-    download_info.value.save_as(downloaded)
+    click_for_download(page, page.get_by_role("link", name="certificate", exact=True), downloaded)
     return x509.load_pem_x509_certificate(downloaded.read_bytes())
 
 
