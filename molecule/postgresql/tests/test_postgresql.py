@@ -192,7 +192,7 @@ def test_application_connects_with_psycopg(host, db):
 
 
 def test_tls12_session_uses_a_mozilla_cipher(host, db):
-    _pid, ssl, version, cipher, _dn = connects(host, db, "app", ours("app"), ssl_max_protocol_version="TLSv1.2")
+    _user, ssl, version, cipher, _dn = connects(host, db, "app", ours("app"), ssl_max_protocol_version="TLSv1.2")
     assert (ssl, version) == ("t", "TLSv1.2")
     assert cipher in MOZILLA_TLS12_CIPHERS
 
