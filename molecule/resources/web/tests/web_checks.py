@@ -436,7 +436,7 @@ def test_security_headers(web):
         assert report["status"] in {200, 403}, report
         assert header(report, "Strict-Transport-Security") == "max-age=63072000"
         assert header(report, "X-Content-Type-Options") == "nosniff"
-        assert header(report, "Referrer-Policy") == "no-referrer"
+        assert header(report, "Referrer-Policy") == "same-origin"
         assert "frame-ancestors 'none'" in header(report, "Content-Security-Policy")
         # Server tokens off: the product, no version.
         assert header(report, "Server") == {"nginx": "nginx", "apache": "Apache"}[KIND]
