@@ -11,13 +11,16 @@ Six Debian 12 containers (systemd) on one docker network, set up by tests/bench/
             alone (ECDSA P-256, Mozilla intermediate, session cache, no tickets);
   mtls      the portal's site of the same servers (port 443): a user certificate on every
             full handshake, verified up to the root, with the CRLs of the users CA and the root;
-plus the CA host and a client host. From the client host, `openssl s_time`
+plus the CA host and a client host. From the client host, tls/handshakes.py
 runs --clients processes in parallel against one server for --seconds,
 fetching a small page (/bench, answered by the server itself, not proxied),
-with a full handshake per connection (-new) or resuming the first one's
-session (-reuse). Servers are measured in interleaved rounds and the best
-round of each is kept (the machine is shared). The result is handshakes per
-second, and the ratio of each hardened configuration to the default one.
+with a full handshake per connection, or resuming the previous connection's
+session. Servers are measured in interleaved rounds and the best round of
+each is kept. The result is handshakes per second of the server container's
+CPU time (from its cgroup: what one core of the server takes, whatever else
+runs on the machine), handshakes per second of wall-clock time (bound by the
+clients and the shared machine), and the ratio of each hardened
+configuration to the default one.
 
 --root-curve sets the root CA's key (the ca role's ca_root_key_curve, P-384
 by default): a full mutual-TLS handshake verifies two of its signatures (on
@@ -29,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -72,7 +74,6 @@ PAIRS = [("nginx", "nginx", "nginx-default"), ("apache", "apache", "apache-defau
 # configuration: (container of the pair: 0 hardened, 1 default), port, client certificate
 CONFIGS = {"default": (1, 443, False), "tls": (0, 8444, False), "mtls": (0, 443, True)}
 USER_CERT = ("/etc/web-test/alice.crt", "/etc/web-test/alice.key")
-CONNECTIONS = re.compile(r"(\d+) connections in (\d+(?:\.\d+)?) real seconds")
 
 
 def docker(*args: str, check: bool = True) -> str:
@@ -102,8 +103,8 @@ def start() -> None:
         )
     # On a busy docker host a systemd container now and then exits at once
     # (exit 255, no log): start it again.
-    for _ in range(3):
-        time.sleep(2)
+    for pause in (2, 2, 2):
+        time.sleep(pause)
         stopped = [host for host in HOSTS if docker("inspect", "-f", "{{.State.Running}}", name(host)) != "true"]
         if not stopped:
             return
@@ -154,32 +155,47 @@ def cpu_seconds(host: str) -> float:
     raise SystemExit(f"no CPU accounting found for the container {name(host)}")
 
 
-def handshakes(
-    server: str, port: int, mode: str, *, clients: int, seconds: int, with_cert: bool
-) -> tuple[float, float]:
-    """`clients` parallel s_time processes (mode: new or reuse) against one server.
+def handshakes(server: str, port: int, mode: str, *, clients: int, seconds: int, with_cert: bool) -> dict:
+    """`clients` processes of tls/handshakes.py (mode: new or reuse) against one server.
 
-    Returns connections per second of wall-clock time, and per second of the
-    server container's CPU time: what one core of the server can take, which
-    the load of a shared machine does not change.
+    Returns connections per second of wall-clock time (`wall`), per second of
+    the server container's CPU time (`capacity`: what one core of the server
+    takes, which the load of a shared machine does not change), and the share
+    of resumed handshakes (`resumed`).
     """
-    argv = f"openssl s_time -connect {name(server)}:{port} -{mode} -time {seconds} -www /bench"
+    argv = [name(server), str(port), mode, str(seconds), str(clients)]
     if with_cert:
-        argv += f" -cert {USER_CERT[0]} -key {USER_CERT[1]}"
-    script = f"for i in $(seq {clients}); do {argv} 2>&1 & done; wait"
+        argv += list(USER_CERT)
+    with open(os.path.join(HERE, "handshakes.py")) as handle:
+        script = handle.read()
+    # Every measurement starts from an empty session cache: a run leaves
+    # thousands of live sessions behind, which would fill nginx's cache and
+    # turn the next run's resumptions into full handshakes.
+    unit = "apache2.service" if "apache" in server else "nginx.service"
+    docker("exec", name(server), "systemctl", "restart", unit)
+    time.sleep(1)
     before = cpu_seconds(server)
-    out = docker("exec", name("client"), "sh", "-c", script)
+    result = subprocess.run(
+        ["docker", "exec", "-i", name("client"), "python3", "-", *argv],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     used = cpu_seconds(server) - before
-    found = CONNECTIONS.findall(out)
-    if len(found) != clients:
-        raise SystemExit(f"s_time against {server}:{port} ({mode}) did not report: {out[-2000:]}")
-    connections = sum(int(count) for count, _ in found)
-    return connections / max(float(real) for _, real in found), connections / used
+    if result.returncode != 0:
+        raise SystemExit(f"the load against {server}:{port} ({mode}) failed: {result.stderr[-2000:]}")
+    counts = json.loads(result.stdout)
+    return {
+        "wall": counts["connections"] / counts["seconds"],
+        "capacity": counts["connections"] / used,
+        "resumed": counts["resumed"] / max(counts["connections"], 1),
+    }
 
 
 def check_servers() -> None:
     """Each server answers /bench with the certificate it should have (the mutual-TLS one only with a certificate)."""
-    for _, hardened, default in PAIRS:
+    for hardened, default in (pair[1:] for pair in PAIRS):
         for config, (which, port, with_cert) in CONFIGS.items():
             server = (hardened, default)[which]
             key_type = "rsaEncryption" if config == "default" else "id-ecPublicKey"
@@ -200,10 +216,58 @@ def check_servers() -> None:
                 raise SystemExit(f"{server}:{port} does not serve /bench with a {key_type} certificate:\n{out[-2000:]}")
 
 
+def measure(args: argparse.Namespace) -> dict[str, dict[tuple[str, str, str], float]]:
+    """Every server, configuration and kind of handshake, in interleaved rounds; the best round of each."""
+    tables: dict[str, dict[tuple[str, str, str], float]] = {"wall": {}, "capacity": {}, "resumed": {}}
+    for round_number in range(args.rounds):
+        print(f"round {round_number + 1}/{args.rounds} ...", flush=True)
+        for server, hardened, default in PAIRS:
+            for mode in ("new", "reuse"):
+                for config, (which, port, with_cert) in CONFIGS.items():
+                    target = (hardened, default)[which]
+                    measured = handshakes(
+                        target, port, mode, clients=args.clients, seconds=args.seconds, with_cert=with_cert
+                    )
+                    key = (server, mode, config)
+                    for table in ("wall", "capacity"):
+                        tables[table][key] = max(tables[table].get(key, 0.0), measured[table])
+                    tables["resumed"][key] = min(tables["resumed"].get(key, 1.0), measured["resumed"])
+    return tables
+
+
+def report(args: argparse.Namespace, tables: dict[str, dict[tuple[str, str, str], float]]) -> None:
+    for title, table in (
+        ("per second of the server's CPU time (what one core of the server takes)", tables["capacity"]),
+        ("per second of wall-clock time (bound by the shared machine and the clients)", tables["wall"]),
+    ):
+        print()
+        print(f"TLS handshakes {title}:")
+        header = f"{'server':<8} {'handshake':<9} {'default':>8} {'tls':>8} {'ratio':>6} {'mtls':>8} {'ratio':>6}"
+        print(header)
+        print("-" * len(header))
+        for server in (pair[0] for pair in PAIRS):
+            for mode, label in (("new", "full"), ("reuse", "resumed")):
+                default, tls, mtls = (table[(server, mode, config)] for config in ("default", "tls", "mtls"))
+                print(
+                    f"{server:<8} {label:<9} {default:>8.0f} {tls:>8.0f} {tls / default:>6.2f}"
+                    f" {mtls:>8.0f} {mtls / default:>6.2f}"
+                )
+    print()
+    print(f"{args.clients} parallel clients, best of {args.rounds} rounds of {args.seconds} s;", end=" ")
+    print(f"root CA key {args.root_curve}.")
+    low = {key: share for key, share in tables["resumed"].items() if key[1] == "reuse" and share < 0.95}
+    print("resumed handshakes:", low or "over 95 % of the connections that offered a session")
+    print()
+    print("default: Debian's configuration, RSA 2048 snakeoil certificate. tls: the role's TLS settings")
+    print("(ECDSA P-256, Mozilla intermediate), no client certificate. mtls: the portal's site, a user")
+    print("certificate verified up to the root with two CRLs on every full handshake. ratio > 1: faster")
+    print("than the default server.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="length of one measurement")
-    parser.add_argument("--clients", type=int, default=4, help="parallel s_time processes")
+    parser.add_argument("--clients", type=int, default=4, help="parallel client processes")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
     parser.add_argument("--root-curve", default="secp384r1", choices=["secp384r1", "secp256r1"])
     parser.add_argument("--keep", action="store_true", help="leave the containers running")
@@ -221,47 +285,11 @@ def main() -> None:
                 setup(inventory_path, args.root_curve)
                 print(f"set up in {time.perf_counter() - started:.0f} s", flush=True)
         check_servers()
-        wall: dict[tuple[str, str, str], float] = {}
-        capacity: dict[tuple[str, str, str], float] = {}
-        for round_number in range(args.rounds):
-            print(f"round {round_number + 1}/{args.rounds} ...", flush=True)
-            for server, hardened, default in PAIRS:
-                for mode in ("new", "reuse"):
-                    for config, (which, port, with_cert) in CONFIGS.items():
-                        target = (hardened, default)[which]
-                        rate, per_cpu = handshakes(
-                            target, port, mode, clients=args.clients, seconds=args.seconds, with_cert=with_cert
-                        )
-                        key = (server, mode, config)
-                        wall[key] = max(wall.get(key, 0.0), rate)
-                        capacity[key] = max(capacity.get(key, 0.0), per_cpu)
+        tables = measure(args)
     finally:
         if not args.keep:
             stop()
-    for title, table in (
-        ("per second of the server's CPU time (what one core of the server takes)", capacity),
-        ("per second of wall-clock time (bound by the shared machine and the clients)", wall),
-    ):
-        print()
-        print(f"TLS handshakes {title}:")
-        header = f"{'server':<8} {'handshake':<9} {'default':>8} {'tls':>8} {'ratio':>6} {'mtls':>8} {'ratio':>6}"
-        print(header)
-        print("-" * len(header))
-        for server, _, _ in PAIRS:
-            for mode, label in (("new", "full"), ("reuse", "resumed")):
-                default, tls, mtls = (table[(server, mode, config)] for config in ("default", "tls", "mtls"))
-                print(
-                    f"{server:<8} {label:<9} {default:>8.0f} {tls:>8.0f} {tls / default:>6.2f}"
-                    f" {mtls:>8.0f} {mtls / default:>6.2f}"
-                )
-    print()
-    print(f"{args.clients} parallel clients, best of {args.rounds} rounds of {args.seconds} s;", end=" ")
-    print(f"root CA key {args.root_curve}.")
-    print()
-    print("default: Debian's configuration, RSA 2048 snakeoil certificate. tls: the role's TLS settings")
-    print("(ECDSA P-256, Mozilla intermediate), no client certificate. mtls: the portal's site, a user")
-    print("certificate verified up to the root with two CRLs on every full handshake. ratio > 1: faster")
-    print("than the default server.")
+    report(args, tables)
 
 
 if __name__ == "__main__":
