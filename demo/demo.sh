@@ -13,7 +13,9 @@ top=$(dirname "$here")
 image=securestack/debian:12
 network=securestack-demo
 credentials="$top/.cache/demo-credentials"
-collections="$top/.cache/collections"
+# site runs from the collection as users install it: built from this
+# checkout and installed from its tarball (scripts/install-collection.sh).
+collections="$top/.cache/demo-collections"
 # name:published ports (127.0.0.1 only)
 containers=(
     securestack-demo-ca:
@@ -36,7 +38,7 @@ fi
 
 [[ -x "$top/.venv/bin/ansible-playbook" ]] || { echo "demo: run 'make setup' first (.venv missing)" >&2; exit 1; }
 docker image inspect "$image" >/dev/null 2>&1 || { echo "demo: image $image missing; run 'make setup'" >&2; exit 1; }
-bash "$top/scripts/collection-link.sh"
+bash "$top/scripts/install-collection.sh" "$collections"
 
 docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
 for entry in "${containers[@]}"; do
