@@ -25,7 +25,7 @@ fi
 [ ${#scenarios[@]} -gt 0 ] || { echo "no molecule scenarios found" >&2; exit 1; }
 
 # Longest first, so that the last job to start is a short one.
-order=(default certificate portal apache nginx mysql postgresql ca)
+order=(default certificate portal single-host apache nginx mysql postgresql ca)
 queue=()
 for s in "${order[@]}"; do
     for t in "${scenarios[@]}"; do
