@@ -21,33 +21,12 @@ import sys
 import tempfile
 import time
 
+from containers import IMAGE, SYSTEMD_FLAGS, docker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "tests", "bench", "rollout")
 NETWORK = "securestack-bench"
 CA = "securestack-bench-ca"
-IMAGE = "securestack/debian:12"
-SYSTEMD_FLAGS = [
-    "--cap-add",
-    "SYS_ADMIN",
-    "--security-opt",
-    "seccomp=unconfined",
-    "--cgroupns",
-    "host",
-    "-v",
-    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs",
-    "/run",
-    "--tmpfs",
-    "/run/lock",
-    "--tmpfs",
-    "/tmp",
-    "--stop-signal",
-    "SIGRTMIN+3",
-]
-
-
-def docker(*args: str, check: bool = True) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.strip()
 
 
 def remove(names: list[str]) -> None:

@@ -37,29 +37,12 @@ import sys
 import tempfile
 import time
 
+from containers import IMAGE, SYSTEMD_FLAGS, docker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "tests", "bench", "tls")
 NETWORK = "securestack-bench-tls"
 PREFIX = "securestack-bench-tls-"
-IMAGE = "securestack/debian:12"
-SYSTEMD_FLAGS = [
-    "--cap-add",
-    "SYS_ADMIN",
-    "--security-opt",
-    "seccomp=unconfined",
-    "--cgroupns",
-    "host",
-    "-v",
-    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs",
-    "/run",
-    "--tmpfs",
-    "/run/lock",
-    "--tmpfs",
-    "/tmp",
-    "--stop-signal",
-    "SIGRTMIN+3",
-]
 # Inventory group of each container (the web scenarios' groups, plus the defaults).
 HOSTS = {
     "ca": "ca",
@@ -74,10 +57,6 @@ PAIRS = [("nginx", "nginx", "nginx-default"), ("apache", "apache", "apache-defau
 # configuration: (container of the pair: 0 hardened, 1 default), port, client certificate
 CONFIGS = {"default": (1, 443, False), "tls": (0, 8444, False), "mtls": (0, 443, True)}
 USER_CERT = ("/etc/web-test/alice.crt", "/etc/web-test/alice.key")
-
-
-def docker(*args: str, check: bool = True) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.strip()
 
 
 def name(host: str) -> str:
