@@ -236,7 +236,13 @@ class Harness:
 ADMIN = "CN=Alice Admin,O=SecureStack"
 
 
-def portal_config(directory: Path, users_ca: Path, **auth: object) -> dict:
+# What the web tier's names would give: the test client's BASE_URL, a public name, a port-forward.
+TRUSTED_HOSTS = ("portal.test", "portal.example.org", "localhost:8443")
+
+
+def portal_config(
+    directory: Path, users_ca: Path, trusted_hosts: tuple[str, ...] = TRUSTED_HOSTS, **auth: object
+) -> dict:
     (directory / "secret_key").write_text("s" * 64)
     return {
         "secret_key_file": str(directory / "secret_key"),
@@ -248,6 +254,7 @@ def portal_config(directory: Path, users_ca: Path, **auth: object) -> dict:
             "proxy_issuer": SERVICES_CA,
             **auth,
         },
+        "web": {"trusted_hosts": list(trusted_hosts)},
     }
 
 
@@ -271,11 +278,11 @@ def parse_database(url: str):
 def make_harness(pki: Pki, tmp_path: Path, migrated_database: Path):
     """A factory, for tests that need another configuration."""
 
-    def build(**auth: object) -> Harness:
+    def build(trusted_hosts: tuple[str, ...] = TRUSTED_HOSTS, **auth: object) -> Harness:
         directory = tmp_path / f"portal{len(list(tmp_path.iterdir()))}"
         directory.mkdir()
         users_ca = make_users_ca_under(pki, directory)
-        config = parse(portal_config(directory, users_ca, **auth))
+        config = parse(portal_config(directory, users_ca, trusted_hosts, **auth))
         shutil.copyfile(migrated_database, directory / "portal.sqlite3")
         app = create_app(config)
         app.config["TESTING"] = False  # keep CSRF and every check on

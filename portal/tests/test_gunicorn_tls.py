@@ -61,7 +61,8 @@ def served(portal: Harness, pki: Pki, tmp_path: Path) -> Iterator[tuple[int, Pat
         f"ca_certs = '{bundle}'\ncert_reqs = 2\n"
     )
     config = tmp_path / "portal.toml"
-    config.write_text(_toml(portal_config(portal.directory, portal.users_ca)))
+    # reached straight, by the name in its certificate, on a random port
+    config.write_text(_toml(portal_config(portal.directory, portal.users_ca, ("localhost",))))
     env = {
         **os.environ,
         "SECURESTACK_PORTAL_CONFIG": str(config),

@@ -17,6 +17,7 @@ from .config import Config
 from .database import make_engine
 from .dev import DevIdentity
 from .identity import Refused, check_proxy, identify, peer_certificate
+from .origins import form_source, host_is_trusted, request_origin
 from .pki import UsersCA, utcnow
 from .public import public
 from .services import user_for
@@ -32,6 +33,7 @@ CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 
 # Reached without a personal identity (the proxy's certificate is still required).
 PUBLIC_ENDPOINTS = {"public.crl_der", "public.crl_pem", "public.healthz", "static", "api.openapi"}
 MAX_BODY = 64 * 1024
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 
 
 class SerialConverter(BaseConverter):
@@ -102,12 +104,50 @@ def _authenticate():
         except Refused as exc:
             return _refuse(str(exc))
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        # Read-only, and fetched straight from the portal by its own name (CRL fetchers, health checks).
         return None
+    refused = _untrusted_host(state.config.web.trusted_hosts) or _foreign_form()
+    if refused:
+        return _refuse(refused, 400)
     try:
         identity = identify(request.headers, state.ca, utcnow())  # type: ignore[arg-type]
     except Refused as exc:
         return _refuse(str(exc))
     g.actor = user_for(db(), identity, state.config.auth.admin_subjects, request.remote_addr or "")
+    return None
+
+
+def _untrusted_host(trusted: tuple[str, ...]) -> str | None:
+    """Why the Host the browser used (forwarded by the web tier) is refused, if it is."""
+    if not trusted:  # development mode without [web] trusted_hosts
+        return None
+    if host_is_trusted(request.host, trusted, request.scheme):
+        return None
+    return (
+        f"this portal does not answer to the host {request.host!r} (it answers to {', '.join(trusted)}); if browsers"
+        " reach it by that name, add it to the role variable portal_trusted_hosts ([web] trusted_hosts in portal.toml)"
+    )
+
+
+def _foreign_form() -> str | None:
+    """Why a form is refused when it does not come from the portal's own pages (before Flask-WTF's token check)."""
+    if request.method in SAFE_METHODS or request.blueprint == "api":  # the API has its own rule (api.py)
+        return None
+    own = request_origin(request.scheme, request.host)
+    source, header = form_source(request.headers.get("Origin"), request.headers.get("Referer"))
+    if source is None:
+        if not request.is_secure:  # plain HTTP: development mode only
+            return None
+        return (
+            "the form was refused: the browser sent neither an Origin nor a Referer header, so it cannot be told"
+            " from a form of another site (the web tier's Referrer-Policy must be same-origin or laxer,"
+            " nginx_referrer_policy / apache_referrer_policy)"
+        )
+    if source != own:
+        return (
+            f"the form was refused: it was sent from {source} ({header} header), not from this portal's"
+            f" own origin {own}; forms are accepted from the portal's pages only"
+        )
     return None
 
 

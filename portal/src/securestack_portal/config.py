@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dn import parse_dn
+from .origins import split_host
 
 CONFIG_ENV = "SECURESTACK_PORTAL_CONFIG"
 DEFAULT_CONFIG = "/etc/securestack-portal/portal.toml"
@@ -45,6 +46,13 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """What browsers reach the portal by, through the web tier: `name` (any port) or `name:port` entries."""
+
+    trusted_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DevConfig:
     """Development mode: no proxy, identity from a local certificate. Never on unless set."""
 
@@ -58,6 +66,7 @@ class Config:
     database: DatabaseConfig
     ca: CaConfig
     auth: AuthConfig = field(default_factory=AuthConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     dev: DevConfig = field(default_factory=DevConfig)
 
     def secret_key(self) -> bytes:
@@ -104,6 +113,7 @@ def parse(data: dict) -> Config:
     database = _section(data, "database")
     ca = _section(data, "ca")
     auth = _section(data, "auth")
+    web = _section(data, "web")
     dev = _section(data, "dev")
     if not data.get("secret_key_file"):
         raise ConfigError("secret_key_file is required")
@@ -130,6 +140,7 @@ def parse(data: dict) -> Config:
             proxy_issuer=str(auth.get("proxy_issuer", "")),
             allow_self_approval=bool(auth.get("allow_self_approval", False)),
         ),
+        web=WebConfig(trusted_hosts=tuple(v.lower() for v in _strings(web, "trusted_hosts", "web"))),
         dev=DevConfig(
             enabled=dev.get("enabled", False) is True,
             identity_certificate=str(dev.get("identity_certificate", "")),
@@ -146,12 +157,22 @@ def _validate(config: Config) -> None:
         raise ConfigError("[ca] user_valid_days must be between 1 and 825 (the engine's client profile maximum)")
     for subject in config.auth.admin_subjects:
         _check_dn(subject, "auth.admin_subjects")
+    for entry in config.web.trusted_hosts:
+        if split_host(entry) is None:
+            raise ConfigError(
+                f"web.trusted_hosts: {entry!r} is not a host name or address with an optional port (name or name:port)"
+            )
     if config.dev.enabled:
         if config.database.dialect != "sqlite":
             raise ConfigError("[dev] enabled works with SQLite only: development mode never touches a real database")
         if not config.dev.identity_certificate:
             raise ConfigError("[dev] enabled needs identity_certificate (made by `securestack-portal dev-init`)")
         return
+    if not config.web.trusted_hosts:
+        raise ConfigError(
+            "[web] trusted_hosts is required: the names (name, or name:port for one port only) browsers reach"
+            " the portal by through the web tier (role variable portal_trusted_hosts)"
+        )
     if not config.auth.proxy_issuer or not config.auth.proxy_common_names:
         raise ConfigError("[auth] proxy_issuer and proxy_common_names are required: only the proxy may connect")
     _check_dn(config.auth.proxy_issuer, "auth.proxy_issuer")

@@ -52,6 +52,8 @@ def dev_config(directory: Path, subject: str) -> dict:
         "database": {"url": f"sqlite:///{directory / 'portal.sqlite3'}"},
         "ca": {"dir": str(directory / "users-ca")},
         "auth": {"admin_subjects": [subject]},
+        # `flask run` on this machine, on any port.
+        "web": {"trusted_hosts": ["localhost", "127.0.0.1"]},
         "dev": {"enabled": True, "identity_certificate": str(directory / "me.crt")},
     }
 

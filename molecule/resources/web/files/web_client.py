@@ -3,7 +3,7 @@
   web_client.py --host NAME [--port 443] [--cert PEM --key PEM] [--cafile PEM]
                 [--tls 1.0|1.1|1.2|1.3] [--seclevel0] [--ciphers LIST]
                 [--header 'Name: value' ...] [--method GET] [--path /] [--plain]
-                [--resume]
+                [--resume] [--host-header NAME[:PORT]]
 
 Headers are written as given (underscores, duplicates and case kept). The
 report says how far the exchange got: `stage` is "connect", "handshake",
@@ -90,7 +90,8 @@ def exchange(
             except (ssl.SSLError, OSError) as exc:
                 return error_report(report, "handshake", exc), None
             report.update(handshake=True, version=sock.version(), cipher=sock.cipher()[0], resumed=sock.session_reused)
-        request = f"{args.method} {args.path} HTTP/1.1\r\nHost: {args.host}\r\nConnection: close\r\n"
+        host_header = args.host_header or args.host
+        request = f"{args.method} {args.path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n"
         request += "".join(f"{header}\r\n" for header in args.header) + "\r\n"
         try:
             sock.sendall(request.encode("iso-8859-1"))
@@ -119,6 +120,7 @@ def main() -> int:
     parser.add_argument("--seclevel0", action="store_true")
     parser.add_argument("--ciphers")
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--host-header", help="the Host header (default: --host), as a browser behind a port-forward")
     parser.add_argument("--method", default="GET")
     parser.add_argument("--path", default="/")
     parser.add_argument("--plain", action="store_true", help="plain HTTP, no TLS")

@@ -50,6 +50,7 @@ __all__ = [
     "test_session_resumption",
     "test_sslyze_reports_mozilla_compliance",
     "test_test_client_really_offers_old_versions",
+    "test_the_host_the_browser_sent_reaches_the_backend_with_its_port",
     "test_valid_user_reaches_the_backend_with_verified_identity",
 ]
 
@@ -334,6 +335,22 @@ def test_forged_identity_headers_never_reach_the_backend(web):
     # A header that is not ours passes untouched: the check above can fail.
     report = request(web, ALICE, path=probe_path(), headers=["X-Harmless: yes"])
     assert ("X-Harmless", "yes") in received_headers(report)
+
+
+@pytest.mark.parametrize("port", [None, 8443, 443])
+@pytest.mark.parametrize("web", WEB)
+def test_the_host_the_browser_sent_reaches_the_backend_with_its_port(web, port):
+    """Behind a port-forward (the demo publishes 443 on 8443) the browser sends Host: name:8443; the portal
+    checks that host and builds its URLs and the origin forms must come from with it, so the port must stay."""
+    sent = web if port is None else f"{web}:{port}"
+    path = probe_path()
+    report = request(web, ALICE, path=path, host_header=sent, headers=["X-Forwarded-Host: evil.example"])
+    assert report["status"] == 200, report
+    received = [(canonical(name), value) for name, value in received_headers(report)]
+    assert [value for name, value in received if name == "x-forwarded-host"] == [sent], received
+    if KIND == "nginx":
+        assert [value for name, value in received if name == "host"] == [sent], received
+    assert backend_saw(path)
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.1"])
