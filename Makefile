@@ -35,6 +35,7 @@ unit: setup
 	@$(TIMED) unit .venv/bin/pytest tests/unit
 	@$(TIMED) unit-engine-cryptography-38 .venv-engine-oldest/bin/python -m pytest -q tests/unit/plugins/module_utils
 	@$(TIMED) unit-portal .venv-portal/bin/pytest -q portal/tests
+	@$(TIMED) unit-pkilint .venv-pkilint/bin/python tests/unit/pkilint/lint_engine_output.py
 	@$(TIMED) integration .venv/bin/ansible-playbook -i localhost, tests/integration/modules.yml
 
 # The collection as users get it: build, install from the tarball into an

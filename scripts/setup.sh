@@ -156,6 +156,9 @@ step_venvs() {
     # portal's locked dependencies (its tests and the browser driver).
     make_venv .venv-sslyze requirements/sslyze.txt
     make_venv .venv-portal requirements/portal.txt
+    # pkilint's RFC 5280 linters over the engine's certificates and CRLs
+    # (make unit); its pins stay out of .venv.
+    make_venv .venv-pkilint requirements/pkilint.txt
     # Packaging checks: galaxy-importer, antsibull-changelog, ansible-builder.
     make_venv .venv-galaxy requirements/galaxy.txt
 }

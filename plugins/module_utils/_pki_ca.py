@@ -25,6 +25,7 @@ import ipaddress
 import json
 import multiprocessing
 import os
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 except ImportError:
     pass  # reported through _pki_policy.CRYPTOGRAPHY_IMPORT_ERROR
 
@@ -225,6 +226,9 @@ class AuthoritySettings:
     permitted_domains: list[str] = field(default_factory=list)
     permitted_ip_ranges: list[str] = field(default_factory=list)
     crl_url: str | None = None
+    # Authority Information Access caIssuers: where this CA's own certificate (DER) is served,
+    # written into every certificate it signs so that relying parties can build the chain.
+    ca_issuers_url: str | None = None
     extended_key_usage: list[str] = field(default_factory=list)
 
     def normalise(self, is_root: bool) -> None:
@@ -251,8 +255,24 @@ class AuthoritySettings:
         if self.extended_key_usage and is_root:
             raise PkiError("extended_key_usage applies to subordinate CAs only")
         self.extended_key_usage = sorted(set(self.extended_key_usage))
-        if self.crl_url is not None and not self.crl_url.startswith(("http://", "https://")):
-            raise PkiError(f"crl_url {self.crl_url!r} must be an http:// or https:// URL")
+        check_url("crl_url", self.crl_url)
+        check_url("ca_issuers_url", self.ca_issuers_url)
+
+
+def check_url(option: str, value: str | None) -> None:
+    """A URL written into certificates (CRL distribution point, caIssuers): http(s) with a host."""
+    if value is None:
+        return
+    if not value.startswith(("http://", "https://")):
+        raise PkiError(f"{option} {value!r} must be an http:// or https:// URL")
+    if not value.isascii() or any(c.isspace() or not c.isprintable() for c in value):
+        raise PkiError(f"{option} {value!r} must be an ASCII URL without spaces or control characters")
+    try:
+        host = urllib.parse.urlsplit(value).hostname
+    except ValueError as exc:
+        raise PkiError(f"{option} {value!r} is not a valid URL: {exc}") from None
+    if not host:
+        raise PkiError(f"{option} {value!r} names no host")
 
 
 @dataclass
@@ -408,6 +428,7 @@ class CertificateAuthority:
             "permitted_domains": list(self.name_policy.permitted_domains),
             "permitted_ip_ranges": list(self.name_policy.permitted_ip_ranges),
             "crl_url": self.setting("crl_url"),
+            "ca_issuers_url": self.setting("ca_issuers_url"),
             "certificate": self.certificate_pem,
             **describe_key(self.certificate.public_key()),
         }
@@ -534,6 +555,7 @@ class CertificateAuthority:
         domains, ranges = _constraints_of(cert)
         wanted = {
             "crl_url": settings.crl_url,
+            "ca_issuers_url": settings.ca_issuers_url,
             "permitted_domains": domains,
             "permitted_ip_ranges": ranges,
             "parent": "external",
@@ -565,6 +587,7 @@ class CertificateAuthority:
             "permitted_domains": list(self.setting("permitted_domains", [])),  # type: ignore[call-overload]
             "permitted_ip_ranges": list(self.setting("permitted_ip_ranges", [])),  # type: ignore[call-overload]
             "crl_url": self.setting("crl_url"),
+            "ca_issuers_url": self.setting("ca_issuers_url"),
             "extended_key_usage": sorted(self._own_eku()),
             "parent": self.setting("parent"),
         }
@@ -681,6 +704,7 @@ class CertificateAuthority:
                 eku=(),
                 names=[],
                 crl_url=None,
+                ca_issuers_url=None,
                 constraints=_constraints_extension(settings.permitted_domains, settings.permitted_ip_ranges),
             )
             chain = [certificate]
@@ -731,6 +755,7 @@ class CertificateAuthority:
                 eku=eku,
                 names=[],
                 crl_url=self.setting("crl_url"),  # type: ignore[arg-type]
+                ca_issuers_url=self.setting("ca_issuers_url"),  # type: ignore[arg-type]
                 constraints=_constraints_extension(settings.permitted_domains, settings.permitted_ip_ranges),
             )
             entry = Entry(
@@ -858,6 +883,7 @@ class CertificateAuthority:
             issuer_subject=self.certificate.subject,
             authority_key_id=_authority_key_identifier(self.certificate.public_key()),
             crl_url=self.setting("crl_url"),  # type: ignore[arg-type]
+            ca_issuers_url=self.setting("ca_issuers_url"),  # type: ignore[arg-type]
             subordinate_constraints=_constraints_extension(
                 list(policy.permitted_domains), list(policy.permitted_ip_ranges)
             ),
@@ -1139,6 +1165,7 @@ class _SigningContext:
     issuer_subject: x509.Name
     authority_key_id: x509.AuthorityKeyIdentifier
     crl_url: str | None
+    ca_issuers_url: str | None
     subordinate_constraints: x509.NameConstraints | None
 
 
@@ -1260,6 +1287,7 @@ def _sign_job(context: _SigningContext, job: _SignJob) -> str:
         eku=job.eku,
         names=general_names(job.dns_names, job.ip_addresses, job.emails),
         crl_url=context.crl_url,
+        ca_issuers_url=context.ca_issuers_url,
         constraints=context.subordinate_constraints if job.ca else None,
     )
     return pem_of(cert)
@@ -1269,6 +1297,7 @@ def _signing_settings(settings: AuthoritySettings, issuer: CertificateAuthority 
     """The settings a CA created on this host keeps in its ledger."""
     return {
         "crl_url": settings.crl_url,
+        "ca_issuers_url": settings.ca_issuers_url,
         "permitted_domains": settings.permitted_domains,
         "permitted_ip_ranges": settings.permitted_ip_ranges,
         "parent": issuer.path if issuer else None,
@@ -1366,6 +1395,7 @@ def _build_certificate(
     eku: tuple[str, ...],
     names: list[x509.GeneralName],
     crl_url: str | None,
+    ca_issuers_url: str | None,
     constraints: x509.NameConstraints | None,
 ) -> x509.Certificate:
     builder = (
@@ -1394,6 +1424,17 @@ def _build_certificate(
         builder = builder.add_extension(
             x509.CRLDistributionPoints(
                 [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
+            ),
+            critical=False,
+        )
+    if ca_issuers_url:
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(ca_issuers_url)
+                    )
+                ]
             ),
             critical=False,
         )

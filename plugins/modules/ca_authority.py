@@ -128,7 +128,17 @@ options:
   crl_url:
     description:
       - URL of this CA's CRL, written as CRL distribution point into every certificate it signs.
-      - Must be an C(http://) URL in practice (clients fetch CRLs without TLS).
+      - Must be an C(http://) URL in practice (clients fetch CRLs without TLS), naming the CRL in DER
+        (RFC 5280 section 4.2.1.13).
+      - Changing it on an existing CA records the new URL for the certificates signed from then on; the CA
+        certificate and the certificates already issued stay as they are until they are renewed.
+    type: str
+  ca_issuers_url:
+    description:
+      - URL of this CA's own certificate in DER, written as Authority Information Access caIssuers into every
+        certificate it signs, so that relying parties can fetch the issuer and build the chain
+        (RFC 5280 section 4.2.2.1).
+      - Must be an C(http://) URL in practice, like O(crl_url); changing it affects future signings only.
     type: str
   extended_key_usage:
     description:
@@ -159,6 +169,7 @@ EXAMPLES = r"""
     parent: /var/lib/securestack-pki/root
     parent_passphrase: "{{ vault_root_ca_passphrase }}"
     crl_url: http://ca.example.com/crl/services.crl
+    ca_issuers_url: http://ca.example.com/crl/services.cer
 
 - name: Make the users CA's key and CSR on the portal host
   securestack.pki.ca_authority:
@@ -243,6 +254,7 @@ def main() -> None:
             permitted_domains=dict(type="list", elements="str", default=[]),
             permitted_ip_ranges=dict(type="list", elements="str", default=[]),
             crl_url=dict(type="str"),
+            ca_issuers_url=dict(type="str"),
             external=dict(type="bool", default=False),
             certificate=dict(type="str"),
             chain=dict(type="list", elements="str"),
@@ -273,6 +285,7 @@ def main() -> None:
         permitted_domains=params["permitted_domains"],
         permitted_ip_ranges=params["permitted_ip_ranges"],
         crl_url=params["crl_url"],
+        ca_issuers_url=params["ca_issuers_url"],
         extended_key_usage=params["extended_key_usage"],
     )
     csr = None

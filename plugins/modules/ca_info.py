@@ -89,6 +89,9 @@ ca:
     crl_url:
       description: CRL distribution point written into what the CA signs.
       type: str
+    ca_issuers_url:
+      description: Authority Information Access caIssuers URL (this CA's certificate) written into what the CA signs.
+      type: str
     certificate:
       description: The CA certificate (PEM).
       type: str

@@ -225,3 +225,75 @@ def test_cli_fails_on_bad_ca_path(host):
     assert cmd.rc != 0
     assert cmd.stderr.strip() != ""
     assert "Traceback" not in cmd.stderr
+
+
+# --- Where relying parties find the CRLs and issuers (CDP and AIA caIssuers) ---
+# The role's default ca_crl_url_base: this host's publisher under its
+# inventory name, http://<inventory_hostname>:8480. The container's name
+# is its inventory name and resolves on the scenario's docker network.
+
+
+def url_base(host) -> str:
+    return f"http://{host.backend.get_hostname()}:8480"
+
+
+def extension_text(host, pem_file: str) -> str:
+    return host.check_output(f"openssl x509 -in {pem_file} -noout -ext crlDistributionPoints,authorityInfoAccess")
+
+
+def uris(text: str, label: str) -> list[str]:
+    """The URIs openssl prints as CRL distribution points ("crl") or as `CA Issuers`."""
+    if label == "crl":
+        return re.findall(r"(?<!Issuers - )URI:(\S+)", text)
+    return re.findall(rf"{label} - URI:(\S+)", text)
+
+
+def sign_probe(host, profile: str) -> str:
+    """Sign a fresh CSR with the services CA (the engine package the role installs); the PEM's path."""
+    work = host.check_output("mktemp -d")
+    host.run_expect([0], f"openssl ecparam -name prime256v1 -genkey -noout -out {work}/key.pem")
+    if profile == "server":
+        request = "-subj /CN=probe.example.com -addext subjectAltName=DNS:probe.example.com"
+    else:
+        request = "-subj /CN=probe-client"
+    host.run_expect([0], f"openssl req -new -key {work}/key.pem {request} -out {work}/csr.pem")
+    script = (
+        "from securestack_pki._pki_ca import CertificateAuthority, SignSpec; "
+        f"csr = open('{work}/csr.pem').read(); "
+        f"spec = SignSpec(csr=csr, profile='{profile}', name='molecule-probe-{profile}'); "
+        f"result = CertificateAuthority.open('{BASE}/services').sign([spec]); "
+        f"open('{work}/cert.pem', 'w').write(result[0].certificate)"
+    )
+    cmd = host.run(f'PYTHONPATH={ENGINE} python3 -c "{script}"')
+    assert cmd.rc == 0, cmd.stderr
+    return f"{work}/cert.pem"
+
+
+def test_services_ca_certificate_names_the_roots_crl_and_certificate(host):
+    text = extension_text(host, ca_file("services", "ca.crt"))
+    assert uris(text, "crl") == [f"{url_base(host)}/root.crl"]
+    assert uris(text, "CA Issuers") == [f"{url_base(host)}/root.cer"]
+
+
+@pytest.mark.parametrize("profile", ["server", "client"])
+def test_issued_certificates_name_the_services_crl_and_certificate(host, profile):
+    text = extension_text(host, sign_probe(host, profile))
+    assert uris(text, "crl") == [f"{url_base(host)}/services.crl"]
+    assert uris(text, "CA Issuers") == [f"{url_base(host)}/services.cer"]
+
+
+@pytest.mark.parametrize("name", CAS)
+def test_the_urls_serve_the_der_crl_and_certificate(host, name):
+    """curl what the certificates name, over plain HTTP, from the container: DER, and the right files."""
+    work = host.check_output("mktemp -d")
+    for leaf in ("crl", "cer"):
+        cmd = host.run(f"curl -fsS -o {work}/{name}.{leaf} {url_base(host)}/{name}.{leaf}")
+        assert cmd.rc == 0, cmd.stderr
+    crl = host.run(f"openssl crl -inform DER -in {work}/{name}.crl -CAfile {ca_file(name, 'ca.crt')} -noout")
+    assert crl.rc == 0 and "verify OK" in crl.stdout + crl.stderr
+    served = host.check_output(f"openssl x509 -inform DER -in {work}/{name}.cer -outform PEM")
+    assert served.strip() == host.file(ca_file(name, "ca.crt")).content_string.strip()
+    # DER (a SEQUENCE, byte 0x30), not PEM (RFC 5280 4.2.1.13 and 4.2.2.1).
+    for leaf in ("crl", "cer"):
+        assert host.check_output(f"head -c 1 {work}/{name}.{leaf} | od -An -tx1").strip() == "30"
+    assert host.file(f"{PUBLIC}/{name}.cer").mode == 0o644

@@ -241,3 +241,45 @@ def test_ca_authority_external_subordinate(cas: dict[str, str], tmp_path) -> Non
         "ca_authority", {"path": str(tmp_path / "x"), "common_name": "X", "certificate": "c", "chain": ["c"]}, tmp_path
     )
     assert misuse["failed"] and "set external=true" in misuse["msg"] and not (tmp_path / "x").exists()
+
+
+def test_ca_authority_ca_issuers_url_is_a_setting_for_future_signings(cas: dict[str, str], tmp_path) -> None:
+    """Adding the URLs to an existing CA (an upgrade): check mode predicts it, the run records it, the
+    CA certificate is not re-issued, a second run changes nothing, ca_info reports it, new certificates
+    carry it."""
+    args = {
+        "path": cas["services"],
+        "common_name": "Services",
+        "parent": cas["root"],
+        "parent_passphrase": PASSPHRASE,
+        "crl_url": "http://ca.example.com/s.crl",
+        "ca_issuers_url": "http://ca.example.com/s.cer",
+    }
+    before = run("ca_authority", {**args, "ca_issuers_url": None}, tmp_path)
+    assert not before["changed"]
+    planned = run("ca_authority", args, tmp_path, check=True, diff=True)
+    assert planned["changed"] and planned["diff"]["before"]["ca_issuers_url"] is None
+    assert planned["diff"]["after"]["ca_issuers_url"] == "http://ca.example.com/s.cer"
+    applied = run("ca_authority", args, tmp_path)
+    assert applied["changed"] and applied["serial"] == before["serial"]
+    assert applied["certificate"] == before["certificate"]
+    assert not run("ca_authority", args, tmp_path, check=True)["changed"]
+    assert not run("ca_authority", args, tmp_path)["changed"]
+    info = run("ca_info", {"ca": cas["services"]}, tmp_path)
+    assert info["ca"]["ca_issuers_url"] == "http://ca.example.com/s.cer"
+    assert info["ca"]["crl_url"] == "http://ca.example.com/s.crl"
+    signed = run("ca_sign", {"ca": cas["services"], "csr": make_csr()}, tmp_path)
+    cert = x509.load_pem_x509_certificate(signed["certificate"].encode())
+    aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert [d.access_location.value for d in aia] == ["http://ca.example.com/s.cer"]
+    cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for p in cdp for n in p.full_name] == ["http://ca.example.com/s.crl"]
+
+
+def test_ca_authority_refuses_a_bad_ca_issuers_url(tmp_path) -> None:
+    path = tmp_path / "ca"
+    args = {"path": str(path), "common_name": "Root", "ca_issuers_url": "file:///etc/x"}
+    result = run("ca_authority", args, tmp_path)
+    assert result["failed"] and result["_rc"] != 0
+    assert result["msg"] == "ca_issuers_url 'file:///etc/x' must be an http:// or https:// URL"
+    assert not path.exists()
