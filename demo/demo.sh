@@ -52,7 +52,10 @@ for entry in "${containers[@]}"; do
     done
     echo "== starting $name"
     # systemd as PID 1 without --privileged (which fails on these machines).
-    docker run -d --name "$name" --hostname "$name" --network "$network" "${publish[@]}" \
+    # <name>.internal: the qualified name the certificates' CRL and issuer
+    # URLs use (demo/inventory.yml, ca_crl_url_base).
+    docker run -d --name "$name" --hostname "$name" --network "$network" --network-alias "$name.internal" \
+        "${publish[@]}" \
         --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
         --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
         --tmpfs /run --tmpfs /run/lock --tmpfs /tmp --stop-signal SIGRTMIN+3 \
@@ -87,15 +90,22 @@ admin_crt=$(ls "$credentials"/*-admin.crt)
 key_pem="$credentials/admin-key.pem"
 openssl pkcs12 -in "$p12" -nocerts -nodes -passin "file:$pass" -out "$key_pem" 2>/dev/null
 chmod 0600 "$key_pem"
+failed=()
 for port in 8443 9443; do
     code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$root" --cert "$admin_crt" --key "$key_pem" \
         "https://localhost:$port/" || true)
     without=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$root" "https://localhost:$port/") || true
+    [[ "$code" == 200 ]] || failed+=("https://localhost:$port/ answered the admin's certificate with HTTP $code")
+    [[ "$without" =~ ^[23] ]] && failed+=("https://localhost:$port/ let a browser without a certificate in (HTTP $without)")
     [[ "$without" == 000 ]] && without="refused in the TLS handshake"
     [[ "$without" =~ ^[0-9]+$ ]] && without="HTTP $without"
     echo "== https://localhost:$port/ with the admin certificate: HTTP $code; without a certificate: $without"
 done
 rm -f "$key_pem"
+if [[ ${#failed[@]} -gt 0 ]]; then
+    printf 'demo: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
 
 cat <<EOF
 

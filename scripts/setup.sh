@@ -19,7 +19,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 HOST_PACKAGES=(
     docker.io debootstrap rsync git make openssl curl ca-certificates
     apt-cacher-ng python3-venv shellcheck
-    chromium
+    chromium testssl.sh
 )
 PYTHON=${PYTHON:-python3}
 APT_CACHE_PORT=3142

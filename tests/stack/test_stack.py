@@ -1,4 +1,5 @@
-"""The whole secured stack, end to end (scenario ``default``: playbooks/site.yml on six hosts).
+"""The whole secured stack, end to end, as ``make demo`` leaves it (scripts/demo-test.sh runs this
+file after bringing the demo up from nothing and running ``site`` twice more, for real and in check mode).
 
 In order (pytest keeps the file's order; the later checks use what the
 browser did):
@@ -7,7 +8,7 @@ browser did):
    client certificate (pg_stat_ssl); MariaDB, deployed beside it with the
    portal's account, serves that certificate over TLS (processlist and
    session status) and nothing else; plaintext to either is refused;
-2. the browser (Playwright with Debian's chromium, molecule/default/browser/)
+2. the browser (Playwright with Debian's chromium, tests/stack/browser/)
    through Apache and through nginx: the admin logs in with its client
    certificate, a person's CSR is submitted, approved and downloaded; the
    admin revokes a person's certificate, and the audit log shows it;
@@ -16,7 +17,11 @@ browser did):
    (playbooks/crl.yml), then refuse it themselves; the other person's
    certificate still gets in;
 4. sslyze: both web servers compliant with Mozilla's intermediate profile,
-   TLS 1.0 and 1.1 refused (and refused to a client that offers them).
+   TLS 1.0 and 1.1 refused (and refused to a client that offers them);
+   testssl.sh (Debian's package) with our root as a trust anchor finds
+   nothing rated MEDIUM or worse on either;
+5. pkilint (RFC 5280) on every certificate and CRL of every host, and on
+   the people's certificates the browser obtained: no finding of ERROR.
 
 Every check is a real exchange with the deployed servers.
 """
@@ -35,6 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import testinfra
@@ -42,7 +48,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+# Set by scripts/demo-test.sh: the demo's inventory, the admin's credentials
+# that site left on this machine, a scratch directory, and the web servers as
+# the user reaches them (the demo's published ports on localhost).
+INVENTORY = os.environ["STACK_INVENTORY"]
 RUNNER = AnsibleRunner(INVENTORY)
 CA = RUNNER.get_hosts("ca")[0]
 APP = RUNNER.get_hosts("app")[0]
@@ -50,12 +59,17 @@ WEB = {"apache": RUNNER.get_hosts("web_apache")[0], "nginx": RUNNER.get_hosts("w
 PG = RUNNER.get_hosts("db_postgresql")[0]
 MARIADB = RUNNER.get_hosts("db_mysql")[0]
 
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-CREDENTIALS = EPHEMERAL / "credentials"
-STATE = EPHEMERAL / "browser"
-ARTIFACTS = PROJECT / ".cache" / "artifacts" / "default"
+WEB_URLS = {server: urlsplit(url) for server, url in json.loads(os.environ["STACK_WEB_URLS"]).items()}
+assert set(WEB_URLS) == set(WEB), WEB_URLS
+
+PROJECT = Path(__file__).resolve().parents[2]
+CREDENTIALS = Path(os.environ["STACK_CREDENTIALS"])
+WORK = Path(os.environ["STACK_WORK"])
+STATE = WORK / "browser"
+ARTIFACTS = PROJECT / ".cache" / "artifacts" / "demo"
 SSLYZE = PROJECT / ".venv-sslyze" / "bin" / "sslyze"
+PKILINT = PROJECT / ".venv-pkilint" / "bin"
+TESTSSL = "/usr/bin/testssl"  # Debian's testssl.sh (scripts/setup.sh installs it)
 
 PKI = "/etc/securestack-pki"
 VENV = "/opt/securestack-portal/current"
@@ -86,7 +100,7 @@ def address(name: str) -> str:
 
 @cache
 def root_ca() -> Path:
-    path = EPHEMERAL / "root-ca.pem"
+    path = WORK / "root-ca.pem"
     path.write_text(host(CA).file("/var/lib/securestack-pki/root/ca.crt").content_string)
     return path
 
@@ -110,10 +124,11 @@ def pem_files(p12: Path, passphrase: str, directory: Path, name: str) -> tuple[s
 
 
 def https(server: str, cert: tuple[str, str], path: str = "/") -> dict:
-    """One request from this machine to a web server, by address, verified against our root (name included)."""
+    """One request from this machine to a web server as the user reaches it, verified against our root."""
     context = ssl.create_default_context(cafile=str(root_ca()))
     context.load_cert_chain(*cert)
-    connection = http.client.HTTPSConnection(address(WEB[server]), 443, context=context, timeout=30)
+    url = WEB_URLS[server]
+    connection = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context, timeout=30)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
@@ -296,10 +311,10 @@ def test_mariadb_refuses_plaintext_even_with_a_password():
 
 # ----------------------------------------------------------------- 2. the browser
 def test_browser_through_both_web_servers():
-    """Playwright with Debian's chromium, through Apache then nginx (molecule/default/browser/)."""
+    """Playwright with Debian's chromium, through Apache then nginx, on the demo's ports (tests/stack/browser/)."""
     env = {
         **os.environ,
-        "STACK_BROWSER_URLS": json.dumps({server: f"https://{address(name)}" for server, name in WEB.items()}),
+        "STACK_BROWSER_URLS": os.environ["STACK_WEB_URLS"],
         "STACK_BROWSER_ADMIN_P12": str(CREDENTIALS / f"{APP}-admin.p12"),
         "STACK_BROWSER_ADMIN_PASSPHRASE_FILE": str(CREDENTIALS / f"{APP}-admin.passphrase"),
         "STACK_BROWSER_ROOT_CA": str(root_ca()),
@@ -415,8 +430,9 @@ def test_sslyze_reports_mozilla_intermediate_compliance():
         files = Path(tmp)
         cert, key = pem_files(Path(valid["p12"]), valid["passphrase"], files, "client")
 
-        def scan(name: str) -> tuple[str, subprocess.CompletedProcess, dict]:
-            out = files / f"{name}.json"
+        def scan(server: str) -> tuple[str, subprocess.CompletedProcess, dict]:
+            name = f"{WEB_URLS[server].hostname}:{WEB_URLS[server].port or 443}"
+            out = files / f"{server}.json"
             argv = [
                 str(SSLYZE),
                 "--mozilla_config=intermediate",
@@ -424,17 +440,17 @@ def test_sslyze_reports_mozilla_intermediate_compliance():
                 f"--cert={cert}",
                 f"--key={key}",
                 f"--json_out={out}",
-                f"{name}:443{{{address(name)}}}",
+                name,
             ]
             result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
             return name, result, json.loads(out.read_text()) if out.exists() else {}
 
         with ThreadPoolExecutor(len(WEB)) as pool:
-            scans = list(pool.map(scan, WEB.values()))
+            scans = list(pool.map(scan, WEB))
     for name, result, data in scans:
         assert result.returncode == 0, f"{name}: {result.stdout}\n{result.stderr}"
         assert 'Checking results against Mozilla\'s "intermediate" configuration' in result.stdout, result.stdout
-        assert f"{name}:443: OK - Compliant." in result.stdout, result.stdout
+        assert f"{name}: OK - Compliant." in result.stdout, result.stdout
         scan_result = data["server_scan_results"][0]["scan_result"]
         accepted = {
             version: {
@@ -461,9 +477,9 @@ def test_old_tls_versions_are_refused(server, version):
             "-cipher",
             "DEFAULT:@SECLEVEL=0",
             "-connect",
-            f"{address(WEB[server])}:443",
+            f"{WEB_URLS[server].hostname}:{WEB_URLS[server].port or 443}",
             "-servername",
-            WEB[server],
+            WEB_URLS[server].hostname,
         ],
         input="",
         capture_output=True,
@@ -473,3 +489,103 @@ def test_old_tls_versions_are_refused(server, version):
     )
     assert result.returncode != 0
     assert re.search(r"alert protocol version", result.stderr), result.stderr
+
+
+TESTSSL_FAILING = ("MEDIUM", "HIGH", "CRITICAL")
+# Findings every complete scan reports (protocols, ciphers, the certificate).
+TESTSSL_REQUIRED_IDS = (
+    "TLS1_2",
+    "TLS1_3",
+    "cipherlist_NULL",
+    "cert_trust",
+    "cert_crlDistributionPoints",
+    "cert_chain_of_trust",
+)
+
+
+@pytest.mark.parametrize("server", sorted(WEB))
+def test_testssl_finds_nothing_rated_medium_or_worse(server):
+    """testssl.sh's full default run, our root added as a trust anchor; every finding MEDIUM or worse fails.
+
+    The whole JSON is read (no --severity filter), so that a scan that never
+    reached the server cannot pass for a clean one: the protocol, cipher and
+    certificate checks must all be there.
+    """
+    url = WEB_URLS[server]
+    out = WORK / f"testssl-{server}.json"
+    out.unlink(missing_ok=True)
+    argv = [
+        TESTSSL,
+        "--quiet",
+        "--color",
+        "0",
+        "--warnings",
+        "off",
+        # localhost resolves to ::1 too; the demo publishes on 127.0.0.1 only.
+        "--ip",
+        "127.0.0.1",
+        "--add-ca",
+        str(root_ca()),
+        "--jsonfile",
+        str(out),
+        f"{url.hostname}:{url.port or 443}",
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=1200, check=False)
+    print(result.stdout[-6000:], result.stderr[-2000:])
+    assert out.exists(), f"testssl.sh wrote no JSON (rc {result.returncode})"
+    findings = json.loads(out.read_text())
+    ids = {f["id"] for f in findings}
+    for needed in TESTSSL_REQUIRED_IDS:
+        assert needed in ids, f"testssl.sh did not report {needed}: the scan is incomplete ({sorted(ids)[:40]} ...)"
+    problems = [f for f in findings if f["severity"] in TESTSSL_FAILING or f["id"] == "scanProblem"]
+    assert not problems, json.dumps(problems, indent=1)
+
+
+# ----------------------------------------------------------------- 5. what the CAs issued, judged by pkilint
+# Certificates (PEM, one each) and DER CRLs that the certificate role and the
+# CAs leave on the hosts; the chains and bundles repeat them.
+PKI_DOCUMENTS = (
+    f"{PKI}/*.crt",
+    f"{PKI}/crl/*.crt",
+    f"{PKI}/crl/*.crl",
+    "/var/lib/securestack-pki-public/*.crt",
+    "/var/lib/securestack-pki-public/*.crl",
+    "/var/lib/securestack-portal/users-ca/ca.crt",
+    "/var/lib/securestack-portal/users-ca/crl.der",
+)
+
+
+def pkilint(kind: str, path: Path) -> list:
+    tool = [str(PKILINT / "lint_pkix_cert"), "lint"]
+    if kind == "crl":
+        tool = [str(PKILINT / "lint_crl"), "lint", "-t", "CRL", "-p", "PKIX"]
+    argv = [*tool, "-s", "ERROR", "-f", "JSON", str(path)]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert result.stdout.strip(), f"pkilint gave no answer for {path}: {result.stderr}"
+    return json.loads(result.stdout)["results"]
+
+
+def test_pkilint_finds_no_error_in_any_certificate_or_crl():
+    report = browser_report()
+    documents: dict[bytes, tuple[str, str]] = {}
+    for name in RUNNER.get_hosts("all"):
+        listing = host(name).run(f"ls -1 {' '.join(PKI_DOCUMENTS)} 2>/dev/null").stdout.split()
+        for path in listing:
+            content = host(name).file(path).content
+            documents.setdefault(content, ("crl" if path.endswith((".crl", ".der")) else "cert", f"{name}:{path}"))
+    for server, person in report["people"].items():
+        _, cert, _ = pkcs12.load_key_and_certificates(Path(person["p12"]).read_bytes(), person["passphrase"].encode())
+        documents.setdefault(cert.public_bytes(serialization.Encoding.PEM), ("cert", f"person enrolled via {server}"))
+    kinds = [kind for kind, _ in documents.values()]
+    # Root, services and users CA, a server or client certificate per host, the people's, and the CRLs.
+    assert kinds.count("cert") >= 10 and kinds.count("crl") >= 3, documents.values()
+    findings = {}
+    directory = WORK / "pkilint"
+    directory.mkdir(exist_ok=True)
+    for number, (content, (kind, origin)) in enumerate(documents.items()):
+        path = directory / f"{number}.{'crl' if kind == 'crl' else 'pem'}"
+        path.write_bytes(content)
+        results = pkilint(kind, path)
+        if results:
+            findings[origin] = results
+    assert not findings, json.dumps(findings, indent=1)

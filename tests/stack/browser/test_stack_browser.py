@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The full stack in a real browser: Playwright for Python driving Debian's chromium.
 
-Run by molecule/default/tests/test_stack.py (verify) with the portal's venv
-(.venv-portal, where playwright is), against the scenario's stack, through
+Run by tests/stack/test_stack.py (scripts/demo-test.sh) with the portal's venv
+(.venv-portal, where playwright is), against the demo's stack, through
 each web server in turn (Apache, then nginx), presenting client
 certificates of the users CA:
 
@@ -22,7 +22,7 @@ the audit log. The people's PKCS#12 files and what happened go to
 STACK_BROWSER_STATE (a JSON report), for the checks after the CRL push.
 
 Environment:
-  STACK_BROWSER_URLS       JSON {"apache": "https://<address>", "nginx": "https://<address>"}
+  STACK_BROWSER_URLS       JSON {"apache": "https://localhost:9443", "nginx": "https://localhost:8443"}
   STACK_BROWSER_ADMIN_P12  the admin's PKCS#12 file; STACK_BROWSER_ADMIN_PASSPHRASE_FILE its passphrase
   STACK_BROWSER_ROOT_CA    the root CA (PEM): the only trust anchor for the web servers
   STACK_BROWSER_STATE      directory for the report and the people's files
