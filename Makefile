@@ -83,5 +83,5 @@ demo-down: setup
 clean:
 	@for s in $$(scripts/molecule.sh --list 2>/dev/null); do \
 	    .venv/bin/molecule destroy -s "$$s" > /dev/null 2>&1 || true; done
-	rm -rf .venv .venv-lint .venv-sanity .venv-engine-oldest .venv-sslyze .venv-portal .venv-galaxy .cache .ansible .pytest_cache .ruff_cache
+	rm -rf .venv .venv-lint .venv-sanity .venv-engine-oldest .venv-sslyze .venv-portal .venv-galaxy .venv-pkilint .cache .ansible .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
