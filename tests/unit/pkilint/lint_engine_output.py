@@ -23,7 +23,9 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # tests/unit: conftest (the collection's import path), helpers
 
-import conftest  # noqa: E402,F401  makes ansible_collections.securestack.pki importable
+from conftest import link_collection  # noqa: E402
+
+link_collection()  # makes ansible_collections.securestack.pki importable (idempotent; the import did it too)
 from helpers import ec_key, make_csr, rsa_key  # noqa: E402
 from pkilint.bin import lint_crl, lint_pkix_cert  # noqa: E402
 
