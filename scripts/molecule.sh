@@ -27,7 +27,7 @@ fi
 [ ${#scenarios[@]} -gt 0 ] || { echo "no molecule scenarios found" >&2; exit 1; }
 
 # Longest first, so that the last job to start is a short one.
-order=(demo certificate portal single-host apache nginx mysql postgresql ca)
+order=(demo certificate single-host apache nginx mysql postgresql ca)
 scenarios+=(demo)
 queue=()
 for s in "${order[@]}"; do
