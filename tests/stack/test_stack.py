@@ -555,6 +555,27 @@ PKI_DOCUMENTS = (
 )
 
 
+# pkilint asks more of a domain name than RFC 5280 does: it refuses a single
+# label ("localhost", the demo's container names), which the preferred name
+# syntax of RFC 1034 §3.5 that RFC 5280 §4.2.1.6 names allows, in a dNSName and
+# as the host of a URI. The demo needs such names (the containers are reached
+# by them, the browser by localhost), so exactly that finding, for exactly
+# such a name, is shown and not failed; any other finding fails.
+SINGLE_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def stricter_than_rfc_5280(finding: dict) -> bool:
+    quoted = re.fullmatch(r'Invalid (?:domain name|URI) syntax: "(.*)"', finding["message"])
+    if quoted is None:
+        return False
+    if finding["code"] == "pkix.invalid_domain_name_syntax":
+        return bool(SINGLE_LABEL.match(quoted.group(1)))
+    if finding["code"] == "pkix.invalid_uri_syntax":
+        uri = urlsplit(quoted.group(1))
+        return uri.scheme == "http" and bool(uri.hostname and SINGLE_LABEL.match(uri.hostname)) and uri.path != ""
+    return False
+
+
 def pkilint(kind: str, path: Path) -> list:
     tool = [str(PKILINT / "lint_pkix_cert"), "lint"]
     if kind == "crl":
@@ -562,7 +583,14 @@ def pkilint(kind: str, path: Path) -> list:
     argv = [*tool, "-s", "ERROR", "-f", "JSON", str(path)]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert result.stdout.strip(), f"pkilint gave no answer for {path}: {result.stderr}"
-    return json.loads(result.stdout)["results"]
+    failing = []
+    for entry in json.loads(result.stdout)["results"]:
+        for finding in entry["finding_descriptions"]:
+            if stricter_than_rfc_5280(finding):
+                print(f"{path}: {finding['code']}: {finding['message']} (a single label: allowed by RFC 5280)")
+            else:
+                failing.append({"node": entry["node_path"], **finding})
+    return failing
 
 
 def test_pkilint_finds_no_error_in_any_certificate_or_crl():
