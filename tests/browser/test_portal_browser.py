@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The portal in a real browser: Playwright for Python driving Debian's chromium.
 
-Runs against a deployed stack (the molecule scenario `portal` runs it from its
-verify step, molecule/portal/tests/test_browser.py), through the web tier,
+Runs against a deployed stack (tests/stack/test_portal.py runs it on the
+demo's bed, through nginx and through Apache), through the web tier,
 presenting client certificates of the users CA:
 
 1. the first admin logs in with the PKCS#12 file the portal role left on the
