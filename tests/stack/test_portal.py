@@ -35,36 +35,25 @@ the CRL push assume that only its browser run revoked anything).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import subprocess
 import tomllib
-from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import testinfra
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from testinfra.utils.ansible_runner import AnsibleRunner
+from stack_bed import APP, CA, CREDENTIALS, PG, PROJECT, RUNNER, WEB_HOSTS, WEB_URLS, address, host
+from stack_bed import WORK as BED_WORK
 
-INVENTORY = os.environ["STACK_INVENTORY"]
-RUNNER = AnsibleRunner(INVENTORY)
-CA = RUNNER.get_hosts("ca")[0]
-APP = RUNNER.get_hosts("app")[0]
-WEB = RUNNER.get_hosts("web_nginx")[0]
-WEB_SERVERS = {"nginx": WEB, "apache": RUNNER.get_hosts("web_apache")[0]}
-DB = RUNNER.get_hosts("db_postgresql")[0]
-WEB_URLS = json.loads(os.environ["STACK_WEB_URLS"])
-assert set(WEB_URLS) == set(WEB_SERVERS), WEB_URLS
-
-PROJECT = Path(__file__).resolve().parents[2]
-CREDENTIALS = Path(os.environ["STACK_CREDENTIALS"])
-WORK = Path(os.environ["STACK_WORK"]) / "portal"
+WEB = WEB_HOSTS["nginx"]
+WEB_SERVERS = WEB_HOSTS
+DB = PG
+WORK = BED_WORK / "portal"
 ARTIFACTS = PROJECT / ".cache" / "artifacts" / "demo"
 # The collection site ran from: the tarball demo/demo.sh built from this
 # checkout and installed there (what the hosts got, even if the checkout
@@ -88,17 +77,6 @@ CURL = "curl -sS -o /dev/null -w '%{http_code}' --max-time 20"
 TRUST = f"--cacert {PKI}/ca-bundle.pem"
 AS_PROXY = f"{TRUST} --cert {PKI}/proxy.crt --key {PKI}/private/proxy.key"
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
-
-
-@cache
-def host(name: str):
-    """The demo's containers, reached with docker exec (the inventory's connection)."""
-    return testinfra.get_host(f"docker://{name}")
-
-
-@cache
-def address(name: str) -> str:
-    return host(name).interface("eth0").addresses[0]
 
 
 def admin_files() -> tuple[Path, Path]:

@@ -43,28 +43,26 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import testinfra
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from testinfra.utils.ansible_runner import AnsibleRunner
+from stack_bed import (
+    APP,
+    CA,
+    CREDENTIALS,
+    INVENTORY,
+    MARIADB,
+    PG,
+    PROJECT,
+    RUNNER,
+    WEB_HOSTS,
+    WORK,
+    address,
+    host,
+)
+from stack_bed import WEB_URLS as STACK_WEB_URLS
 
-# Set by scripts/demo-test.sh: the demo's inventory, the admin's credentials
-# that site left on this machine, a scratch directory, and the web servers as
-# the user reaches them (the demo's published ports on localhost).
-INVENTORY = os.environ["STACK_INVENTORY"]
-RUNNER = AnsibleRunner(INVENTORY)
-CA = RUNNER.get_hosts("ca")[0]
-APP = RUNNER.get_hosts("app")[0]
-WEB = {"apache": RUNNER.get_hosts("web_apache")[0], "nginx": RUNNER.get_hosts("web_nginx")[0]}
-PG = RUNNER.get_hosts("db_postgresql")[0]
-MARIADB = RUNNER.get_hosts("db_mysql")[0]
-
-WEB_URLS = {server: urlsplit(url) for server, url in json.loads(os.environ["STACK_WEB_URLS"]).items()}
-assert set(WEB_URLS) == set(WEB), WEB_URLS
-
-PROJECT = Path(__file__).resolve().parents[2]
-CREDENTIALS = Path(os.environ["STACK_CREDENTIALS"])
-WORK = Path(os.environ["STACK_WORK"])
+WEB = WEB_HOSTS
+WEB_URLS = {server: urlsplit(url) for server, url in STACK_WEB_URLS.items()}
 STATE = WORK / "browser"
 ARTIFACTS = PROJECT / ".cache" / "artifacts" / "demo"
 SSLYZE = PROJECT / ".venv-sslyze" / "bin" / "sslyze"
@@ -87,17 +85,6 @@ MOZILLA_6_TLS13 = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHAC
 
 
 # ----------------------------------------------------------------- helpers
-@cache
-def host(name: str):
-    """Containers of the scenario, reached with docker exec."""
-    return testinfra.get_host(f"docker://{name}")
-
-
-@cache
-def address(name: str) -> str:
-    return host(name).interface("eth0").addresses[0]
-
-
 @cache
 def root_ca() -> Path:
     path = WORK / "root-ca.pem"
