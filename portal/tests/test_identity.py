@@ -11,6 +11,7 @@ from cryptography.x509.oid import NameOID
 from securestack_pki._pki_ca import CertificateAuthority, SignSpec
 
 from conftest import ADMIN, Harness, make_csr
+from securestack_portal import dn
 
 
 def test_the_proxy_with_a_valid_identity_gets_in(portal: Harness) -> None:
@@ -196,3 +197,81 @@ def test_subjects_as_openssl_prints_them_are_understood(portal: Harness, tmp_pat
     response = portal.client(None, headers=headers).get("/api/v1/me")
     assert response.status_code == 200, response.json
     assert response.json["subject"] == subject.rfc4514_string()
+
+
+def _openssl_headers(portal: Harness, subject: x509.Name) -> tuple[dict[str, str], str]:
+    """What nginx and Apache send for a users-CA certificate of `subject`: both print the DNs with XN_FLAG_RFC2253."""
+    from test_dn import openssl_rfc2253
+
+    ca = CertificateAuthority.open(str(portal.users_ca))
+    result = ca.sign([SignSpec(csr=make_csr(subject), profile="client")])[0]
+    cert = x509.load_pem_x509_certificate((result.certificate or "").encode())
+    headers = {
+        "X-SSL-Client-Verify": "SUCCESS",
+        "X-SSL-Client-S-DN": openssl_rfc2253(cert.subject),
+        "X-SSL-Client-I-DN": openssl_rfc2253(cert.issuer),
+        "X-SSL-Client-Serial": (result.serial or "").upper(),
+        "X-SSL-Client-Fingerprint": hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),  # noqa: S324
+    }
+    return headers, cert.subject.rfc4514_string()
+
+
+def _hostile_names() -> dict[str, x509.Name]:
+    from test_dn import HOSTILE
+
+    return HOSTILE
+
+
+@pytest.mark.parametrize("name", _hostile_names().values(), ids=_hostile_names().keys())
+def test_hostile_subjects_get_in_as_themselves(portal: Harness, name: x509.Name) -> None:
+    """Issue 12, finding 7: every legitimate subject, however it is escaped, is its owner's way in."""
+    headers, issued = _openssl_headers(portal, name)
+    response = portal.client(None, headers=headers).get("/api/v1/me")
+    assert response.status_code == 200, (headers["X-SSL-Client-S-DN"], response.text)
+    assert response.json["subject"] == issued == dn.canonical_dn(name.rfc4514_string())
+    assert [row["subject"] for row in portal.rows("users")] == [issued]
+
+
+@pytest.mark.parametrize("name", _hostile_names().values(), ids=_hostile_names().keys())
+def test_hostile_subjects_get_in_after_http_dropped_trailing_whitespace(portal: Harness, name: x509.Name) -> None:
+    """gunicorn, as HTTP says, drops a header value's trailing whitespace: the space of a final `\\ ` is gone."""
+    headers, issued = _openssl_headers(portal, name)
+    headers = {key: value.rstrip(" \t") for key, value in headers.items()}
+    response = portal.client(None, headers=headers).get("/api/v1/me")
+    assert response.status_code == 200, (headers["X-SSL-Client-S-DN"], response.text)
+    assert response.json["subject"] == issued
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("x\\41y", "CN=xAy"),  # what the old hex-run decoding made of CN=x\\41y
+        ("#hash ", "CN=\\#hash"),  # the space is part of the name
+        ("Jane\\", "CN=Jane\\ "),  # an escaped backslash is no escaped space
+        ("#", "CN=#0C022323"),  # the BER of "##"
+    ],
+)
+def test_a_near_miss_of_a_hostile_subject_is_another_subject(portal: Harness, value: str, sent: str) -> None:
+    headers, _issued = _openssl_headers(portal, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)]))
+    response = portal.client(None, headers={**headers, "X-SSL-Client-S-DN": sent}).get("/api/v1/me")
+    assert response.status_code == 403
+    assert response.json["error"].endswith(" belongs to another subject")
+    assert portal.rows("users") == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        (
+            "CN=a\\4",
+            "the subject 'CN=a\\\\4' is not a distinguished name:"
+            " '\\' at position 4 escapes neither a special character nor two hex digits",
+        ),
+        ("CN=a;b", "the subject 'CN=a;b' is not a distinguished name: ';' at position 4 must be escaped"),
+    ],
+)
+def test_a_subject_header_that_is_no_dn_is_refused_with_the_reason(portal: Harness, sent: str, message: str) -> None:
+    headers = {**_headers_without(portal), "X-SSL-Client-S-DN": sent}
+    response = portal.client(None, headers=headers).get("/api/v1/me")
+    assert response.status_code == 403
+    assert response.json == {"error": message}

@@ -50,8 +50,8 @@ class Identity:
 def parse_dn(value: str, what: str) -> x509.Name:
     try:
         return dn.parse_dn(value)
-    except ValueError:
-        raise Refused(f"{what} {value!r} is not a distinguished name") from None
+    except ValueError as exc:
+        raise Refused(f"{what} {value!r} is not a distinguished name: {exc}") from None
 
 
 # ------------------------------------------------------------- the proxy
@@ -100,6 +100,19 @@ def _header_certificate(value: str) -> x509.Certificate:
         raise Refused(f"{H_CERT} does not parse") from None
 
 
+def _header_dn(headers: dict[str, str], name: str) -> str:
+    """A DN header as the web tier printed it (RFC 2253), with the space of a final `\\ ` it lost on the way.
+
+    OpenSSL escapes a space ending a value (`CN=x\\ `), but HTTP takes the whitespace around a header value as
+    no part of it, and gunicorn drops it: the escaping backslash is left alone at the end. Read the same way
+    here whatever the server did, a value ending in an odd number of backslashes gets its space back; an even
+    number are escaped backslashes (`CN=x\\\\`). The other spaces are inside the value and stay.
+    """
+    kept = headers.get(name, "").strip(" \t")
+    backslashes = len(kept) - len(kept.rstrip("\\"))
+    return kept + " " if backslashes % 2 else kept
+
+
 def _check_headers_match(headers: dict[str, str], issued: Issued) -> None:
     fingerprint = headers.get(H_FINGERPRINT, "").replace(":", "").strip().lower()
     pem = headers.get(H_CERT, "").strip()
@@ -117,8 +130,8 @@ def identify(headers: dict[str, str], ca: UsersCA, now: datetime.datetime) -> Id
     """The person behind the request, from the proxy's headers, checked against the users CA's ledger."""
     if headers.get(H_VERIFY, "") != "SUCCESS":
         raise Refused("no verified client certificate (the web tier did not report SUCCESS)")
-    subject_text = headers.get(H_SUBJECT, "").strip()
-    issuer_text = headers.get(H_ISSUER, "").strip()
+    subject_text = _header_dn(headers, H_SUBJECT)
+    issuer_text = _header_dn(headers, H_ISSUER)
     serial_text = headers.get(H_SERIAL, "").strip()
     if not (subject_text and issuer_text and serial_text):
         raise Refused(f"{H_SUBJECT}, {H_ISSUER} and {H_SERIAL} are required")
