@@ -46,6 +46,11 @@ from securestack_portal.models import User, subject_digest  # noqa: E402
 
 BASE_URL = "https://portal.test"
 PROXY_CN = "web1"
+# The key of the web tier's proxy certificate, fixed so that its pin (proxy_spki_sha256) is known here.
+PROXY_KEY = ec.derive_private_key(0x5EC57AC4, ec.SECP256R1())
+PROXY_SPKI_SHA256 = hashlib.sha256(
+    PROXY_KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+).hexdigest()
 SERVICES_CA = "CN=SecureStack Services CA,O=SecureStack"
 CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -140,8 +145,8 @@ class Pki:
     server_der: bytes
 
 
-def _services_cert(services: Path, cn: str, profile: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _services_cert(services: Path, cn: str, profile: str, key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     builder = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     )
@@ -168,7 +173,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(
         root=root,
         services=services,
-        proxy_der=_services_cert(services, PROXY_CN, "client"),
+        proxy_der=_services_cert(services, PROXY_CN, "client", PROXY_KEY),
         other_proxy_der=_services_cert(services, "db1", "client"),
         server_der=_services_cert(services, PROXY_CN, "server"),
     )
@@ -252,6 +257,7 @@ def portal_config(
             "admin_subjects": [ADMIN],
             "proxy_common_names": [PROXY_CN, "web2"],
             "proxy_issuer": SERVICES_CA,
+            "proxy_spki_sha256": [PROXY_SPKI_SHA256],
             **auth,
         },
         "web": {"trusted_hosts": list(trusted_hosts)},

@@ -99,7 +99,10 @@ def _authenticate():
     if not state.config.dev.enabled:
         try:
             g.proxy = check_proxy(
-                peer_certificate(request.environ), state.config.auth.proxy_common_names, state.config.auth.proxy_issuer
+                peer_certificate(request.environ),
+                state.config.auth.proxy_common_names,
+                state.config.auth.proxy_issuer,
+                state.config.auth.proxy_spki_sha256,
             )
         except Refused as exc:
             return _refuse(str(exc))

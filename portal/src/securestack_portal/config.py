@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class AuthConfig:
     admin_subjects: tuple[str, ...] = ()
     proxy_common_names: tuple[str, ...] = ()
     proxy_issuer: str = ""
+    # SHA-256 (hex) of the SubjectPublicKeyInfo of each web host's proxy certificate.
+    proxy_spki_sha256: tuple[str, ...] = ()
     allow_self_approval: bool = False
 
 
@@ -138,6 +141,7 @@ def parse(data: dict) -> Config:
             admin_subjects=_strings(auth, "admin_subjects", "auth"),
             proxy_common_names=_strings(auth, "proxy_common_names", "auth"),
             proxy_issuer=str(auth.get("proxy_issuer", "")),
+            proxy_spki_sha256=tuple(v.replace(":", "").lower() for v in _strings(auth, "proxy_spki_sha256", "auth")),
             allow_self_approval=bool(auth.get("allow_self_approval", False)),
         ),
         web=WebConfig(trusted_hosts=tuple(v.lower() for v in _strings(web, "trusted_hosts", "web"))),
@@ -176,6 +180,14 @@ def _validate(config: Config) -> None:
     if not config.auth.proxy_issuer or not config.auth.proxy_common_names:
         raise ConfigError("[auth] proxy_issuer and proxy_common_names are required: only the proxy may connect")
     _check_dn(config.auth.proxy_issuer, "auth.proxy_issuer")
+    if not config.auth.proxy_spki_sha256:
+        raise ConfigError(
+            "[auth] proxy_spki_sha256 is required: the SHA-256 of the public key of each web host's proxy"
+            " certificate (the portal role gathers them from the web hosts)"
+        )
+    for pin in config.auth.proxy_spki_sha256:
+        if not re.fullmatch(r"[0-9a-f]{64}", pin):
+            raise ConfigError(f"auth.proxy_spki_sha256: {pin!r} is not a SHA-256 in hex (64 hexadecimal digits)")
     if config.database.dialect != "sqlite" and not (
         config.database.ssl_ca and config.database.ssl_cert and config.database.ssl_key
     ):
