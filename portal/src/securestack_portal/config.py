@@ -45,6 +45,8 @@ class AuthConfig:
     proxy_issuer: str = ""
     # SHA-256 (hex) of the SubjectPublicKeyInfo of each web host's proxy certificate.
     proxy_spki_sha256: tuple[str, ...] = ()
+    # A file of more such pins, one a line (the portal role writes it from the web hosts' certificates).
+    proxy_spki_sha256_file: str = ""
     allow_self_approval: bool = False
 
 
@@ -104,6 +106,19 @@ def _strings(section: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _pins(auth: dict) -> tuple[str, ...]:
+    """auth.proxy_spki_sha256, then the first word of each line of auth.proxy_spki_sha256_file (# comments)."""
+    pins = list(_strings(auth, "proxy_spki_sha256", "auth"))
+    path = auth.get("proxy_spki_sha256_file", "")
+    if path:
+        try:
+            lines = Path(str(path)).read_text().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"auth.proxy_spki_sha256_file {path}: {exc.strerror}") from None
+        pins += [line.split()[0] for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return tuple(pin.replace(":", "").lower() for pin in pins)
+
+
 def _check_dn(value: str, where: str) -> None:
     try:
         parse_dn(value)
@@ -141,7 +156,8 @@ def parse(data: dict) -> Config:
             admin_subjects=_strings(auth, "admin_subjects", "auth"),
             proxy_common_names=_strings(auth, "proxy_common_names", "auth"),
             proxy_issuer=str(auth.get("proxy_issuer", "")),
-            proxy_spki_sha256=tuple(v.replace(":", "").lower() for v in _strings(auth, "proxy_spki_sha256", "auth")),
+            proxy_spki_sha256=_pins(auth),
+            proxy_spki_sha256_file=str(auth.get("proxy_spki_sha256_file", "")),
             allow_self_approval=bool(auth.get("allow_self_approval", False)),
         ),
         web=WebConfig(trusted_hosts=tuple(v.lower() for v in _strings(web, "trusted_hosts", "web"))),
@@ -180,10 +196,10 @@ def _validate(config: Config) -> None:
     if not config.auth.proxy_issuer or not config.auth.proxy_common_names:
         raise ConfigError("[auth] proxy_issuer and proxy_common_names are required: only the proxy may connect")
     _check_dn(config.auth.proxy_issuer, "auth.proxy_issuer")
-    if not config.auth.proxy_spki_sha256:
+    if not config.auth.proxy_spki_sha256 and not config.auth.proxy_spki_sha256_file:
         raise ConfigError(
-            "[auth] proxy_spki_sha256 is required: the SHA-256 of the public key of each web host's proxy"
-            " certificate (the portal role gathers them from the web hosts)"
+            "[auth] proxy_spki_sha256 (or proxy_spki_sha256_file) is required: the SHA-256 of the public key"
+            " of each web host's proxy certificate (the portal role gathers them from the web hosts)"
         )
     for pin in config.auth.proxy_spki_sha256:
         if not re.fullmatch(r"[0-9a-f]{64}", pin):

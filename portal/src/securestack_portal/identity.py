@@ -3,7 +3,8 @@
 Two gates, both on every request:
 1. the TLS peer of this connection (gunicorn terminates TLS and demands a
    certificate) must be the web tier's `proxy` certificate: clientAuth, issued by
-   the services CA, with a CN named in the configuration. Anyone else (a browser
+   the services CA, with a CN named in the configuration, and a public key pinned
+   there (proxy_spki_sha256: what the web hosts' proxy certificates hold). Anyone else (a browser
    with a users-CA certificate, another service) gets 403, so the headers below
    can only come from the proxy;
 2. the headers must describe a certificate of the users CA that its ledger holds,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -55,8 +57,21 @@ def parse_dn(value: str, what: str) -> x509.Name:
 
 
 # ------------------------------------------------------------- the proxy
-def check_proxy(peer_der: bytes | None, common_names: tuple[str, ...], issuer: str) -> str:
-    """Refuse unless the TLS peer is the web tier's proxy certificate. Returns its CN."""
+def spki_sha256(cert: x509.Certificate) -> str:
+    """The pin of a certificate's key: SHA-256 of its DER SubjectPublicKeyInfo, lowercase hex."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+def check_proxy(
+    peer_der: bytes | None, common_names: tuple[str, ...], issuer: str, spki_pins: tuple[str, ...]
+) -> str:
+    """Refuse unless the TLS peer is the web tier's proxy certificate. Returns its CN.
+
+    Issuer, clientAuth and CN say what the certificate claims; the pin (`spki_pins`, the SHA-256 of the
+    public key of each web host's proxy certificate, gathered by the role) says it is the one the web
+    tier holds: another services-CA client certificate named after a web host has another key.
+    """
     if not peer_der:
         raise Refused("no TLS client certificate on this connection: only the web tier may connect")
     try:
@@ -75,6 +90,16 @@ def check_proxy(peer_der: bytes | None, common_names: tuple[str, ...], issuer: s
     if len(names) != 1 or names[0] not in common_names:
         raise Refused(
             f"the TLS client certificate {cert.subject.rfc4514_string()} is not one of the web tier's proxies"
+        )
+    if not spki_pins:
+        raise Refused(
+            "no key of the web tier's proxy certificates is pinned yet (proxy_spki_sha256): the portal role"
+            " pins them once the web hosts have their proxy certificate (run the site playbook to its end)"
+        )
+    if spki_sha256(cert) not in spki_pins:
+        raise Refused(
+            f"the TLS client certificate {cert.subject.rfc4514_string()} (key SHA-256 {spki_sha256(cert)}) is not"
+            " the key of the web tier's proxy certificate pinned in proxy_spki_sha256"
         )
     return str(names[0])
 
