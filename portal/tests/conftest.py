@@ -284,11 +284,12 @@ def parse_database(url: str):
 def make_harness(pki: Pki, tmp_path: Path, migrated_database: Path):
     """A factory, for tests that need another configuration."""
 
-    def build(trusted_hosts: tuple[str, ...] = TRUSTED_HOSTS, **auth: object) -> Harness:
+    def build(trusted_hosts: tuple[str, ...] = TRUSTED_HOSTS, sections: dict | None = None, **auth: object) -> Harness:
+        """`sections`: more tables of portal.toml ({"limits": {...}}); `auth`: keys of [auth]."""
         directory = tmp_path / f"portal{len(list(tmp_path.iterdir()))}"
         directory.mkdir()
         users_ca = make_users_ca_under(pki, directory)
-        config = parse(portal_config(directory, users_ca, trusted_hosts, **auth))
+        config = parse({**portal_config(directory, users_ca, trusted_hosts, **auth), **(sections or {})})
         shutil.copyfile(migrated_database, directory / "portal.sqlite3")
         app = create_app(config)
         app.config["TESTING"] = False  # keep CSRF and every check on

@@ -95,21 +95,29 @@ def test_a_requester_cannot_pick_another_subject(portal: Harness, requester: tup
     assert portal.rows("requests")[0]["subject"] == rita.subject
 
 
-def test_an_approver_enrols_someone_else_at_once(portal: Harness, approver: tuple[Person, PortalClient]) -> None:
-    _arno, client = approver
+def test_an_approver_enrols_someone_else_through_another_approver(
+    portal: Harness, approver: tuple[Person, PortalClient]
+) -> None:
+    """Issue 12, finding 1: a key pair made for someone else's subject is a request like any other."""
+    arno, client = approver
     response = generate(client, common_name="New Hire", organization="SecureStack", key_type="ecdsa-p384")
     assert response.status_code == 200
     bundle = pkcs12.load_pkcs12(response.data, PASSPHRASE.encode())
     assert isinstance(bundle.key, ec.EllipticCurvePrivateKey) and bundle.key.curve.name == "secp384r1"
-    assert bundle.cert is not None
-    assert bundle.cert.certificate.subject.rfc4514_string() == "CN=New Hire,O=SecureStack"
-    assert bundle.cert.certificate.public_key() == bundle.key.public_key()
-    chain = [c.certificate.subject.rfc4514_string() for c in bundle.additional_certs]
-    assert chain == ["CN=SecureStack Users CA,O=SecureStack", "CN=Test Root CA,O=SecureStack"]
+    assert bundle.cert is None
     request = portal.rows("requests")[0]
-    assert request["status"] == "issued" and request["serial"] == format(bundle.cert.certificate.serial_number, "x")
-    actions = [r["action"] for r in portal.rows("audit_events")]
-    assert actions[-2:] == ["request.generate", "request.approve"]
+    assert request["status"] == "pending" and request["subject"] == "CN=New Hire,O=SecureStack"
+    bea = portal.client(portal.person("CN=Bea Approver,O=SecureStack", role="approver"))
+    decided = bea.submit(f"/requests/{request['id']}", f"/requests/{request['id']}/approve", {"comment": ""})
+    assert decided.status_code == 302
+    serial = portal.rows("requests")[0]["serial"]
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(client.get(f"/certificates/{serial}.crt").data)
+    assert cert.subject.rfc4514_string() == "CN=New Hire,O=SecureStack"
+    assert cert.public_key() == bundle.key.public_key()
+    actions = [(r["actor"], r["action"]) for r in portal.rows("audit_events") if r["action"].startswith("request.")]
+    assert actions == [(arno.subject, "request.generate"), ("CN=Bea Approver,O=SecureStack", "request.approve")]
     assert_stored_nowhere(bundle.key, portal.directory)
 
 
@@ -147,10 +155,18 @@ def test_generation_through_the_api(portal: Harness, approver: tuple[Person, Por
     response = client.api("post", "/api/v1/requests/generate", {"passphrase": PASSPHRASE, "common_name": "Api Hire"})
     assert response.status_code == 201
     bundle = pkcs12.load_pkcs12(base64.b64decode(response.json["pkcs12"]), PASSPHRASE.encode())
-    assert bundle.cert is not None and response.json["certificate"]["serial"] == format(
-        bundle.cert.certificate.serial_number, "x"
-    )
+    assert bundle.cert is None and response.json["certificate"] is None  # another approver decides
+    assert response.json["request"]["status"] == "pending" and response.json["request"]["subject"] == "CN=Api Hire"
     assert_stored_nowhere(bundle.key, portal.directory)
+
+
+def test_an_approver_with_self_approval_gets_their_own_certificate_at_once(make_harness) -> None:
+    portal = make_harness(allow_self_approval=True)
+    arno = portal.person("CN=Arno Approver,O=SecureStack", role="approver")
+    response = portal.client(arno).api("post", "/api/v1/requests/generate", {"passphrase": PASSPHRASE})
+    assert response.status_code == 201 and response.json["request"]["status"] == "issued"
+    bundle = pkcs12.load_pkcs12(base64.b64decode(response.json["pkcs12"]), PASSPHRASE.encode())
+    assert bundle.cert is not None and bundle.cert.certificate.subject.rfc4514_string() == arno.subject
 
 
 def test_the_bundle_opens_in_openssl_with_the_passphrase_only(tmp_path: Path) -> None:

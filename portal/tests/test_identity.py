@@ -148,7 +148,8 @@ def test_first_sight_makes_the_configured_admin_an_admin_and_others_requesters(p
     assert actions == [(ADMIN, "user.first_seen"), ("CN=Bob,O=SecureStack", "user.first_seen")]
 
 
-def test_a_subject_named_admin_later_is_promoted_on_sight(make_harness) -> None:
+def test_a_subject_named_admin_later_is_not_promoted(make_harness) -> None:
+    """admin_subjects apply on first sight only (issue 12, finding 8): afterwards the role is what admins set."""
     portal = make_harness(admin_subjects=[])
     carol = portal.person("CN=Carol,O=SecureStack")
     assert portal.client(carol).get("/api/v1/me").json["role"] == "requester"
@@ -158,8 +159,8 @@ def test_a_subject_named_admin_later_is_promoted_on_sight(make_harness) -> None:
 
     data = portal_config(portal.directory, portal.users_ca, admin_subjects=["CN=Carol,O=SecureStack"])
     portal.app = create_app(parse(data))
-    assert portal.client(carol).get("/api/v1/me").json["role"] == "admin"
-    assert portal.rows("audit_events")[-1]["action"] == "user.role"
+    assert portal.client(carol).get("/api/v1/me").json["role"] == "requester"
+    assert [e["action"] for e in portal.rows("audit_events")] == ["user.first_seen"]
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def test_a_requester_may_request_only_their_own_subject(
 ) -> None:
     _person, client = requester
     response = client.submit("/requests/new", "/requests/new", {"csr": make_csr(ADMIN)})
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert "may only request certificates for their own subject" in response.text
     assert portal.rows("requests") == []
 

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from . import services
 from .models import AuditEvent, CertificateRequest, Status, User
-from .pki import Issued, utcnow
+from .pki import Issued, PkiError, describe_csr, utcnow
 from .services import ActionError
 from .state import db, portal
 
@@ -33,6 +33,19 @@ def _iso(value) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def csr_json(pem: str) -> dict:
+    """Every name the CSR asks for, by type, and its key: what an approver decides on."""
+    try:
+        facts = describe_csr(pem)
+    except PkiError as exc:  # a request stored before the engine refused something it holds
+        return {"names": None, "key": None, "spki_sha256": None, "csr_error": str(exc)}
+    return {
+        "names": {"dns": list(facts.dns_names), "ip": list(facts.ip_addresses), "email": list(facts.emails)},
+        "key": {"type": facts.key_type, "size": facts.key_size},
+        "spki_sha256": facts.spki_sha256,
+    }
+
+
 def request_json(found: CertificateRequest) -> dict:
     return {
         "id": found.id,
@@ -46,6 +59,7 @@ def request_json(found: CertificateRequest) -> dict:
         "comment": found.comment,
         "serial": found.serial,
         "csr": found.csr_pem,
+        **csr_json(found.csr_pem),
     }
 
 
@@ -143,7 +157,10 @@ def list_requests():
 
 @api.post("/requests")
 def submit():
-    created = services.submit(db(), portal().ca, g.actor, _text(_body(), "csr"))
+    config = portal().config
+    created = services.submit(
+        db(), portal().ca, g.actor, _text(_body(), "csr"), names=config.names, limits=config.limits
+    )
     return jsonify(request_json(created)), 201
 
 
@@ -159,6 +176,7 @@ def generate():
         common_name=_text(body, "common_name", ""),
         organization=_text(body, "organization", ""),
         allow_self_approval=_allow_self(),
+        limits=portal().config.limits,
     )
     return jsonify(
         {
@@ -208,7 +226,7 @@ def revoke(serial: str):
 @api.get("/audit")
 def audit():
     limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), MAX_AUDIT)
-    offset = max(request.args.get("offset", 0, type=int) or 0, 0)
+    offset = request.args.get("offset", 0, type=int) or 0
     return jsonify([event_json(e) for e in services.audit_events(db(), g.actor, limit, offset)])
 
 

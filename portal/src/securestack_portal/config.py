@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .dn import parse_dn
 from .origins import split_host
+from .pki import PkiError, normalize_domain, validate_ip_range
 
 CONFIG_ENV = "SECURESTACK_PORTAL_CONFIG"
 DEFAULT_CONFIG = "/etc/securestack-portal/portal.toml"
@@ -58,6 +59,27 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class NamesConfig:
+    """Which subject alternative names a person's certificate may hold (the users CA's client profile).
+
+    E-mail addresses: any, or only in `email_domains` when it is set. DNS names and IP
+    addresses: none unless `dns_domains` / `ip_ranges` name where they may lie.
+    """
+
+    email_domains: tuple[str, ...] = ()
+    dns_domains: tuple[str, ...] = ()
+    ip_ranges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-user quotas: requests waiting for a decision, key pairs the portal makes per hour."""
+
+    max_pending_requests: int = 10
+    generations_per_hour: int = 10
+
+
+@dataclass(frozen=True)
 class DevConfig:
     """Development mode: no proxy, identity from a local certificate. Never on unless set."""
 
@@ -72,6 +94,8 @@ class Config:
     ca: CaConfig
     auth: AuthConfig = field(default_factory=AuthConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    names: NamesConfig = field(default_factory=NamesConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     dev: DevConfig = field(default_factory=DevConfig)
 
     def secret_key(self) -> bytes:
@@ -106,6 +130,24 @@ def _strings(section: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _count(section: dict, key: str, where: str, default: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}.{key} must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def _names(section: dict) -> NamesConfig:
+    try:
+        return NamesConfig(
+            email_domains=tuple(normalize_domain(d) for d in _strings(section, "email_domains", "names")),
+            dns_domains=tuple(normalize_domain(d) for d in _strings(section, "dns_domains", "names")),
+            ip_ranges=tuple(validate_ip_range(r) for r in _strings(section, "ip_ranges", "names")),
+        )
+    except PkiError as exc:
+        raise ConfigError(f"[names]: {exc}") from None
+
+
 def _pins(auth: dict) -> tuple[str, ...]:
     """auth.proxy_spki_sha256, then the first word of each line of auth.proxy_spki_sha256_file (# comments)."""
     pins = list(_strings(auth, "proxy_spki_sha256", "auth"))
@@ -132,6 +174,8 @@ def parse(data: dict) -> Config:
     ca = _section(data, "ca")
     auth = _section(data, "auth")
     web = _section(data, "web")
+    names = _section(data, "names")
+    limits = _section(data, "limits")
     dev = _section(data, "dev")
     if not data.get("secret_key_file"):
         raise ConfigError("secret_key_file is required")
@@ -161,6 +205,11 @@ def parse(data: dict) -> Config:
             allow_self_approval=bool(auth.get("allow_self_approval", False)),
         ),
         web=WebConfig(trusted_hosts=tuple(v.lower() for v in _strings(web, "trusted_hosts", "web"))),
+        names=_names(names),
+        limits=LimitsConfig(
+            max_pending_requests=_count(limits, "max_pending_requests", "limits", 10),
+            generations_per_hour=_count(limits, "generations_per_hour", "limits", 10),
+        ),
         dev=DevConfig(
             enabled=dev.get("enabled", False) is True,
             identity_certificate=str(dev.get("identity_certificate", "")),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from securestack_pki._pki_ca import (
@@ -24,19 +24,31 @@ from securestack_pki._pki_ca import (
     utcnow,
 )
 from securestack_pki._pki_ledger import Entry
-from securestack_pki._pki_policy import PkiError, ValidatedRequest
+from securestack_pki._pki_policy import (
+    PROFILES,
+    NamePolicy,
+    PkiError,
+    ValidatedRequest,
+    normalize_domain,
+    validate_ip_range,
+    validate_request,
+)
 
 __all__ = [
     "EXPIRING_DAYS",
     "KEY_CHOICES",
     "REVOCATION_REASONS",
+    "CsrFacts",
     "Issued",
     "PkiError",
     "UsersCA",
     "build_csr",
+    "describe_csr",
     "generate_key",
+    "normalize_domain",
     "normalize_serial",
     "pkcs12_bundle",
+    "validate_ip_range",
 ]
 
 PROFILE = "client"
@@ -98,6 +110,51 @@ class Issued:
         """SHA-1 (nginx's $ssl_client_fingerprint) and SHA-256 of the DER certificate, lower-case hex."""
         der = self.certificate.public_bytes(serialization.Encoding.DER)
         return {hashlib.sha1(der).hexdigest(), hashlib.sha256(der).hexdigest()}  # noqa: S324  (a name, not a MAC)
+
+
+@dataclass(frozen=True)
+class CsrFacts:
+    """What an approver must see of a request: every name and the key (from the engine's parse)."""
+
+    subject: str
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    emails: tuple[str, ...]
+    key_type: str
+    key_size: int
+    spki_sha256: str
+    pem: str
+
+    @classmethod
+    def of(cls, validated: ValidatedRequest) -> CsrFacts:
+        key_type, key_size = describe_key(validated.public_key)
+        return cls(
+            subject=validated.subject.rfc4514_string(),
+            dns_names=tuple(validated.dns_names),
+            ip_addresses=tuple(validated.ip_addresses),
+            emails=tuple(validated.emails),
+            key_type=key_type,
+            key_size=key_size,
+            spki_sha256=validated.spki_sha256,
+            pem=validated.csr.public_bytes(serialization.Encoding.PEM).decode(),
+        )
+
+
+def describe_key(public_key: object) -> tuple[str, int]:
+    """("ECDSA P-256", 256), ("RSA", 3072), ("Ed25519", 256)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        curve = {"secp256r1": "P-256", "secp384r1": "P-384"}.get(public_key.curve.name, public_key.curve.name)
+        return f"ECDSA {curve}", public_key.curve.key_size
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RSA", public_key.key_size
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    return type(public_key).__name__, 0
+
+
+def describe_csr(pem: str) -> CsrFacts:
+    """A stored request's CSR, parsed by the engine (client profile, no name restriction: display only)."""
+    return CsrFacts.of(validate_request(pem, PROFILES[PROFILE], NamePolicy()))
 
 
 class UsersCA:

@@ -7,6 +7,7 @@ users CA does), and writes one audit event in the same database transaction.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import pki
+from .config import LimitsConfig, NamesConfig
 from .dn import canonical_dn, parse_dn
 from .identity import Identity
 from .models import AuditEvent, CertificateRequest, Role, Status, User, subject_digest, utcnow
@@ -24,6 +26,8 @@ from .pki import PkiError, UsersCA
 LAST_SEEN_EVERY = datetime.timedelta(hours=1)
 MAX_COMMENT = 2000
 MIN_PASSPHRASE = 12
+# Deeper than any audit log gets; SQLite's integers end at 2**63 - 1 (an OverflowError, not a 4xx).
+MAX_AUDIT_OFFSET = 10**9
 
 
 class ActionError(Exception):
@@ -61,12 +65,17 @@ def audit(session: Session, actor: Actor | None, action: str, target: str = "", 
 
 # ----------------------------------------------------------------- users
 def user_for(session: Session, identity: Identity, admin_subjects: tuple[str, ...], remote_addr: str) -> Actor:
-    """The user of this certificate's subject, created on first sight (admin when named in the configuration)."""
+    """The user of this certificate's subject, created on first sight.
+
+    `admin_subjects` (the configuration) apply on first sight only: a subject named there becomes
+    admin when the portal first sees it, and afterwards its role is what admins set in the portal,
+    so a configured admin can be demoted like anyone else.
+    """
     digest = subject_digest(identity.subject)
     user = session.scalars(select(User).where(User.subject_sha256 == digest)).one_or_none()
-    named_admin = identity.subject in {canonical_dn(s) for s in admin_subjects}
     now = utcnow()
     if user is None:
+        named_admin = identity.subject in {canonical_dn(s) for s in admin_subjects}
         role = Role.ADMIN if named_admin else Role.REQUESTER
         user = User(subject=identity.subject, subject_sha256=digest, role=role.value, created_at=now, last_seen_at=now)
         session.add(user)
@@ -84,11 +93,7 @@ def user_for(session: Session, identity: Identity, admin_subjects: tuple[str, ..
             session.commit()
             return actor
     actor = Actor(user, identity.serial, remote_addr)
-    if named_admin and user.role != Role.ADMIN:
-        audit(session, actor, "user.role", user.subject, role=Role.ADMIN.value, before=user.role, by="configuration")
-        user.role = Role.ADMIN.value
-        session.commit()
-    elif user.last_seen_at is None or now - user.last_seen_at > LAST_SEEN_EVERY:
+    if user.last_seen_at is None or now - user.last_seen_at > LAST_SEEN_EVERY:
         user.last_seen_at = now
         session.commit()
     return actor
@@ -127,17 +132,108 @@ def _check_subject_allowed(actor: Actor, subject: x509.Name) -> None:
         )
 
 
-def submit(session: Session, ca: UsersCA, actor: Actor, csr: str) -> CertificateRequest:
-    """A pasted or uploaded CSR: checked by the engine exactly as it will be signed; refused, nothing is stored."""
+def check_names(names: NamesConfig, validated: pki.ValidatedRequest) -> None:
+    """The names a person's certificate may hold: e-mail addresses (in the permitted domains, when
+    configured); DNS names and IP addresses only where the configuration permits them (none by default)."""
+    for email in validated.emails:
+        domain = email.rsplit("@", 1)[1].lower()
+        if names.email_domains and not _in_domains(domain, names.email_domains):
+            raise ActionError(
+                f"e-mail address {email!r} refused: a person's certificate may hold addresses in"
+                f" {', '.join(names.email_domains)} only ([names] email_domains)"
+            )
+    for dns_name in validated.dns_names:
+        if not _in_domains(dns_name, names.dns_domains):
+            allowed = f"names in {', '.join(names.dns_domains)} only" if names.dns_domains else "no DNS names"
+            raise ActionError(
+                f"DNS name {dns_name!r} refused: a person's certificate holds {allowed} ([names] dns_domains)"
+            )
+    for address in validated.ip_addresses:
+        if _in_ranges(address, names.ip_ranges):
+            continue
+        allowed = f"addresses in {', '.join(names.ip_ranges)} only" if names.ip_ranges else "no IP addresses"
+        raise ActionError(f"IP address {address} refused: a person's certificate holds {allowed} ([names] ip_ranges)")
+
+
+def _in_domains(name: str, domains: tuple[str, ...]) -> bool:
+    return any(name == d or name.endswith("." + d) for d in domains)
+
+
+def _in_ranges(address: str, ranges: tuple[str, ...]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in map(ipaddress.ip_network, ranges) if network.version == ip.version)
+
+
+def _check_quota_pending(session: Session, actor: Actor, limits: LimitsConfig) -> None:
+    # Serialise one user's filings (PostgreSQL and MariaDB lock the row; SQLite writes one at a time anyway).
+    session.scalars(select(User).where(User.id == actor.user.id).with_for_update()).one()
+    pending = session.scalar(
+        select(func.count())
+        .select_from(CertificateRequest)
+        .where(CertificateRequest.owner_id == actor.user.id, CertificateRequest.status == Status.PENDING.value)
+    )
+    if (pending or 0) >= limits.max_pending_requests:
+        raise ActionError(
+            f"you have {pending} requests waiting for a decision, the most one person may have"
+            f" ([limits] max_pending_requests = {limits.max_pending_requests}): wait for a decision first",
+            429,
+        )
+
+
+def _check_quota_generations(session: Session, actor: Actor, limits: LimitsConfig) -> None:
+    since = utcnow() - datetime.timedelta(hours=1)
+    made = session.scalar(
+        select(func.count())
+        .select_from(CertificateRequest)
+        .where(
+            CertificateRequest.owner_id == actor.user.id,
+            CertificateRequest.generated.is_(True),
+            CertificateRequest.created_at > since,
+        )
+    )
+    if (made or 0) >= limits.generations_per_hour:
+        raise ActionError(
+            f"the portal made {made} key pairs for you in the last hour, the most it makes per person"
+            f" ([limits] generations_per_hour = {limits.generations_per_hour}): try again later",
+            429,
+        )
+
+
+def submit(
+    session: Session,
+    ca: UsersCA,
+    actor: Actor,
+    csr: str,
+    *,
+    names: NamesConfig | None = None,
+    limits: LimitsConfig | None = None,
+) -> CertificateRequest:
+    """A pasted or uploaded CSR: checked by the engine exactly as it will be signed; refused, nothing is stored.
+
+    What is stored is the CSR as the engine parsed it, re-encoded (never the text around it)."""
     try:
         validated = ca.check(csr)
     except PkiError as exc:
         raise ActionError(str(exc)) from None
     _check_subject_allowed(actor, validated.subject)
-    request = _new_request(session, actor, validated.subject, csr.strip() + "\n", generated=False)
-    audit(session, actor, "request.submit", f"request:{request.id}", subject=request.subject)
+    check_names(names or NamesConfig(), validated)
+    _check_quota_pending(session, actor, limits or LimitsConfig())
+    facts = pki.CsrFacts.of(validated)
+    request = _new_request(session, actor, validated.subject, facts.pem, generated=False)
+    audit(session, actor, "request.submit", f"request:{request.id}", subject=request.subject, **_facts_detail(facts))
     session.commit()
     return request
+
+
+def _facts_detail(facts: pki.CsrFacts) -> dict[str, object]:
+    """What the audit log keeps of a request: every name and the key's fingerprint."""
+    return {
+        "dns": list(facts.dns_names),
+        "ip": list(facts.ip_addresses),
+        "email": list(facts.emails),
+        "key": f"{facts.key_type} {facts.key_size}",
+        "spki_sha256": facts.spki_sha256,
+    }
 
 
 def _new_request(session: Session, actor: Actor, subject: x509.Name, csr: str, generated: bool) -> CertificateRequest:
@@ -172,27 +268,37 @@ def generate(
     common_name: str = "",
     organization: str = "",
     allow_self_approval: bool = False,
+    limits: LimitsConfig | None = None,
 ) -> Generated:
     """A key pair made in memory, its CSR filed as a request, the key handed back once in a PKCS#12.
 
-    The key is never stored. A requester's request waits for approval like a pasted CSR
-    (their PKCS#12 holds the key alone); an approver enrolling someone else approves it at
-    once, and the PKCS#12 holds key, certificate and chain.
+    The key is never stored. The request waits for approval like a pasted CSR (the PKCS#12
+    holds the key alone), whoever files it and for whomever: an approver enrolling someone
+    else files a request that another approver decides. Only an approver's request for their
+    own subject, where `allow_self_approval` is set, is issued at once (key, certificate and chain).
     """
+    if key_type not in pki.KEY_CHOICES:
+        raise ActionError(f"unknown key type {key_type!r}: use one of {', '.join(pki.KEY_CHOICES)}")
     if len(passphrase) < MIN_PASSPHRASE:
         raise ActionError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
+    limits = limits or LimitsConfig()
     subject = _generated_subject(actor, common_name, organization)
+    _check_quota_pending(session, actor, limits)
+    _check_quota_generations(session, actor, limits)
     key = pki.generate_key(key_type)
     csr = pki.build_csr(key, subject)
     try:
-        ca.check(csr)
+        facts = pki.CsrFacts.of(ca.check(csr))
     except PkiError as exc:
         raise ActionError(str(exc)) from None
-    request = _new_request(session, actor, subject, csr, generated=True)
-    audit(session, actor, "request.generate", f"request:{request.id}", subject=request.subject, key_type=key_type)
+    request = _new_request(session, actor, subject, facts.pem, generated=True)
+    audit(
+        session, actor, "request.generate", f"request:{request.id}",
+        subject=request.subject, key_type=key_type, **_facts_detail(facts),
+    )  # fmt: skip
     issued = None
-    if actor.user.can_approve and (request.subject != actor.user.subject or allow_self_approval):
-        issued = _issue(session, ca, actor, request, "enrolled with a key pair generated by the portal")
+    if actor.user.can_approve and allow_self_approval and request.subject == actor.user.subject:
+        issued = _issue(session, ca, actor, request, "own certificate, self-approval allowed by the configuration")
     session.commit()
     certificate = issued.certificate if issued else None
     chain = ca.chain() if issued else None
@@ -235,8 +341,15 @@ def _decidable(session: Session, actor: Actor, request_id: int, allow_self_appro
         raise ActionError(f"no request {request_id}", 404)
     if request.status != Status.PENDING:
         raise ActionError(f"request {request_id} is already {request.status}", 409)
-    if request.owner_id == actor.user.id and not allow_self_approval:
-        raise ActionError("nobody approves or rejects their own request: another approver must decide", 403)
+    if request.owner_id == actor.user.id:
+        if not allow_self_approval:
+            raise ActionError("nobody approves or rejects their own request: another approver must decide", 403)
+        if request.subject != actor.user.subject:
+            raise ActionError(
+                f"request {request_id} is for {request.subject}, not for you: a certificate for someone else's"
+                " subject needs another approver's decision, whatever allow_self_approval says",
+                403,
+            )
     return request
 
 
@@ -345,6 +458,8 @@ def record_download(session: Session, actor: Actor, issued: pki.Issued, kind: st
 def audit_events(session: Session, actor: Actor, limit: int = 200, offset: int = 0) -> list[AuditEvent]:
     if not actor.user.can_approve:
         raise ActionError("only approvers and admins may read the audit log", 403)
+    if not 0 <= offset <= MAX_AUDIT_OFFSET:
+        raise ActionError(f"offset {offset} is out of range: use 0 to {MAX_AUDIT_OFFSET}")
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(query))
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from . import services
 from .forms import DecisionForm, GenerateForm, RevokeForm, RoleForm, SubmitCsrForm
 from .models import Status
-from .pki import EXPIRING_DAYS, utcnow
+from .pki import EXPIRING_DAYS, PkiError, describe_csr, utcnow
 from .services import ActionError
 from .state import db, portal
 
@@ -36,7 +36,9 @@ def dashboard() -> str:
     return render_template(
         "dashboard.html",
         mine=mine[:10],
-        pending=[r for r in pending if r.owner_id != actor.user.id or _allow_self()],
+        pending=[
+            r for r in pending if r.owner_id != actor.user.id or (_allow_self() and r.subject == actor.user.subject)
+        ],
         own=own,
         now=now,
         identity_serial=actor.serial,
@@ -54,19 +56,22 @@ def requests_list() -> str:
 @web.route("/requests/new", methods=["GET", "POST"])
 def request_new():
     form = SubmitCsrForm()
+    status = 400
     if form.validate_on_submit():
         csr = _csr_from(form)
         if csr is not None:
             try:
-                created = services.submit(db(), portal().ca, g.actor, csr)
+                config = portal().config
+                created = services.submit(db(), portal().ca, g.actor, csr, names=config.names, limits=config.limits)
             except ActionError as exc:
                 db().rollback()
                 form.csr.errors = [exc.message]
+                status = exc.status
             else:
                 flash(f"Request #{created.id} filed; an approver will decide.", "ok")
                 return redirect(url_for("web.request_detail", request_id=created.id))
     page = render_template("request_new.html", form=form, generate_form=GenerateForm())
-    return page, 400 if form.is_submitted() else 200
+    return page, status if form.is_submitted() else 200
 
 
 def pem_armour(der: bytes) -> str:
@@ -99,6 +104,7 @@ def _csr_from(form: SubmitCsrForm) -> str | None:
 @web.post("/requests/generate")
 def request_generate():
     form = GenerateForm()
+    status = 400
     if form.validate_on_submit():
         try:
             made = services.generate(
@@ -110,17 +116,19 @@ def request_generate():
                 common_name=form.common_name.data or "",
                 organization=form.organization.data or "",
                 allow_self_approval=_allow_self(),
+                limits=portal().config.limits,
             )
         except ActionError as exc:
             db().rollback()
             form.passphrase.errors = [exc.message]
+            status = exc.status
         else:
             return Response(
                 made.pkcs12,
                 mimetype="application/x-pkcs12",
                 headers={"Content-Disposition": f'attachment; filename="request-{made.request.id}.p12"'},
             )
-    return render_template("request_new.html", form=SubmitCsrForm(), generate_form=form), 400
+    return render_template("request_new.html", form=SubmitCsrForm(), generate_form=form), status
 
 
 @web.get("/requests/<int:request_id>")
@@ -129,9 +137,17 @@ def request_detail(request_id: int) -> str:
     may_decide = (
         g.actor.user.can_approve
         and found.status == Status.PENDING
-        and (found.owner_id != g.actor.user.id or _allow_self())
+        and (found.owner_id != g.actor.user.id or (_allow_self() and found.subject == g.actor.user.subject))
     )
-    return render_template("request_detail.html", req=found, form=DecisionForm(), may_decide=may_decide)
+    try:
+        facts = describe_csr(found.csr_pem)
+    except PkiError as exc:  # stored before the engine refused something it holds
+        facts, csr_error = None, str(exc)
+    else:
+        csr_error = ""
+    return render_template(
+        "request_detail.html", req=found, facts=facts, csr_error=csr_error, form=DecisionForm(), may_decide=may_decide
+    )
 
 
 def _request_or_404(request_id: int):
@@ -201,6 +217,9 @@ def certificate_detail(serial: str) -> str:
 
 
 def _download(serial: str, kind: str) -> Response:
+    # A download writes an audit event: no other site may make a browser do it (an <img>, a link).
+    if request.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site"):
+        abort(403, "downloads from another site are refused: open the certificate's page in the portal")
     issued = _certificate_or_404(serial)
     chain = portal().ca.chain_pem()
     body = {"crt": issued.pem, "chain": chain, "fullchain": issued.pem + chain}[kind]
@@ -245,6 +264,11 @@ def certificate_revoke(serial: str) -> Response:
 @web.get("/audit")
 def audit() -> str:
     page = max(1, request.args.get("page", 1, type=int) or 1)
+    if page > services.MAX_AUDIT_OFFSET // AUDIT_PAGE:
+        abort(
+            400,
+            f"page {page} is out of range: the audit log has at most {services.MAX_AUDIT_OFFSET // AUDIT_PAGE} pages",
+        )
     try:
         events = services.audit_events(db(), g.actor, AUDIT_PAGE + 1, (page - 1) * AUDIT_PAGE)
     except ActionError as exc:
