@@ -219,6 +219,25 @@ def test_names_where_the_configuration_permits_them(make_harness) -> None:
     assert len(portal.rows("requests")) == 1
 
 
+def test_names_are_checked_again_on_approval(make_harness) -> None:
+    """A request filed under a laxer [names] is not signed once the configuration forbids its names."""
+    from dataclasses import replace
+
+    from securestack_portal import create_app
+    from securestack_portal.config import NamesConfig
+
+    portal = make_harness(sections={"names": {"dns_domains": ["hosts.example.org"]}})
+    rita = portal.client(portal.person(RITA))
+    filed = rita.api("post", "/api/v1/requests", {"csr": csr_with(RITA, [x509.DNSName("pc.hosts.example.org")])})
+    assert filed.status_code == 201
+    portal.app = create_app(replace(portal.config, names=NamesConfig()))
+    arno = portal.client(portal.person("CN=Arno,O=SecureStack", role="approver"))
+    ledger = portal.ledger()
+    refused = arno.api("post", f"/api/v1/requests/{filed.json['id']}/approve", {})
+    assert refused.status_code == 400 and "holds no DNS names" in refused.json["error"]
+    assert portal.ledger() == ledger and portal.rows("requests")[0]["status"] == "pending"
+
+
 @pytest.mark.parametrize(
     ("names", "message"),
     [

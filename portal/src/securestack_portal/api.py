@@ -195,7 +195,9 @@ def get_request(request_id: int):
 @api.post("/requests/<int:request_id>/approve")
 def approve(request_id: int):
     comment = _text(_body(), "comment", "")
-    done = services.approve(db(), portal().ca, g.actor, request_id, comment, allow_self_approval=_allow_self())
+    done = services.approve(
+        db(), portal().ca, g.actor, request_id, comment, allow_self_approval=_allow_self(), names=portal().config.names
+    )
     return jsonify(request_json(done))
 
 

@@ -7,6 +7,7 @@ issued: the portal keeps requests and links them to serials, nothing more.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -152,6 +153,7 @@ def describe_key(public_key: object) -> tuple[str, int]:
     return type(public_key).__name__, 0
 
 
+@functools.lru_cache(maxsize=1024)
 def describe_csr(pem: str) -> CsrFacts:
     """A stored request's CSR, parsed by the engine (client profile, no name restriction: display only)."""
     return CsrFacts.of(validate_request(pem, PROFILES[PROFILE], NamePolicy()))

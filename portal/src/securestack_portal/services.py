@@ -375,10 +375,24 @@ def _issue(session: Session, ca: UsersCA, actor: Actor, request: CertificateRequ
 
 
 def approve(
-    session: Session, ca: UsersCA, actor: Actor, request_id: int, comment: str, *, allow_self_approval: bool = False
+    session: Session,
+    ca: UsersCA,
+    actor: Actor,
+    request_id: int,
+    comment: str,
+    *,
+    allow_self_approval: bool = False,
+    names: NamesConfig | None = None,
 ) -> CertificateRequest:
+    """Sign a pending request; its names are checked again against today's [names] (it may have been filed
+    under a laxer configuration)."""
     comment = _clean_comment(comment)
     request = _decidable(session, actor, request_id, allow_self_approval)
+    try:
+        validated = ca.check(request.csr_pem)
+    except PkiError as exc:
+        raise ActionError(str(exc)) from None
+    check_names(names or NamesConfig(), validated)
     _issue(session, ca, actor, request, comment)
     session.commit()
     return request

@@ -24,6 +24,10 @@ def _allow_self() -> bool:
     return portal().config.auth.allow_self_approval
 
 
+def _names():
+    return portal().config.names
+
+
 @web.get("/")
 def dashboard() -> str:
     actor = g.actor
@@ -164,7 +168,9 @@ def _decide(request_id: int, approve: bool) -> Response:
     comment = form.comment.data or ""
     try:
         if approve:
-            services.approve(db(), portal().ca, g.actor, request_id, comment, allow_self_approval=_allow_self())
+            services.approve(
+                db(), portal().ca, g.actor, request_id, comment, allow_self_approval=_allow_self(), names=_names()
+            )
             flash(f"Request #{request_id} approved: the certificate is issued.", "ok")
         else:
             services.reject(db(), g.actor, request_id, comment, allow_self_approval=_allow_self())
