@@ -171,3 +171,18 @@ def test_the_hexstring_form_is_the_ber_of_a_string(text: str, name: x509.Name) -
 def test_what_is_no_dn_is_refused_with_the_reason(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         dn.parse_dn(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "stripped"),
+    [
+        ("CN=\\#hash\\ ", "CN=\\#hash\\ "),
+        ("CN=\\#hash\\", "CN=\\#hash\\ "),  # the space HTTP or str.strip took
+        ("  CN=x\\  \t", "CN=x\\ "),
+        ("CN=x\\\\", "CN=x\\\\"),  # an escaped backslash
+        ("CN=x\\\\\\", "CN=x\\\\\\ "),
+        (" CN=x ", "CN=x"),
+    ],
+)
+def test_strip_keeps_the_escaped_trailing_space(text: str, stripped: str) -> None:
+    assert dn.strip(text) == stripped

@@ -170,6 +170,18 @@ class _Reader:
             raise ValueError(f"the hexstring at position {start} is not a valid {codec} string") from None
 
 
+def strip(value: str) -> str:
+    """`value` without the whitespace around it, its escaped trailing space (`CN=x\\ `) kept.
+
+    What HTTP does to a header value, or `str.strip` to a typed subject, takes the space of a final `\\ ` too;
+    a value that ends in an odd number of backslashes had it and gets it back (an even number are escaped
+    backslashes: `CN=x\\\\`).
+    """
+    kept = value.strip(" \t\r\n")
+    backslashes = len(kept) - len(kept.rstrip("\\"))
+    return kept + " " if backslashes % 2 else kept
+
+
 def parse_dn(value: str) -> x509.Name:
     """The name `value` spells in RFC 4514 (or OpenSSL's RFC 2253 output). Raises ValueError saying what is wrong."""
     if value == "":

@@ -131,19 +131,16 @@ def _header_dn(headers: dict[str, str], name: str) -> str:
     nginx escapes every byte above 0x7f (`J\\C3\\B6rg`); Apache's SSL_CLIENT_S_DN carries the UTF-8 itself, which
     the WSGI server hands over decoded as Latin-1 (PEP 3333): the bytes are taken back and read as UTF-8.
     OpenSSL escapes a space ending a value (`CN=x\\ `), but HTTP takes the whitespace around a header value as
-    no part of it, and gunicorn drops it: the escaping backslash is left alone at the end. Read the same way
-    here whatever the server did, a value ending in an odd number of backslashes gets its space back; an even
-    number are escaped backslashes (`CN=x\\\\`). The other spaces are inside the value and stay.
+    no part of it, and gunicorn drops it: dn.strip gives it back. The other spaces are inside the value and stay.
     """
-    kept = headers.get(name, "").strip(" \t")
+    value = headers.get(name, "")
     try:
-        kept = kept.encode("latin-1").decode("utf-8")
+        value = value.encode("latin-1").decode("utf-8")
     except UnicodeEncodeError:
         pass  # not from a WSGI server's bytes: already text
     except UnicodeDecodeError:
         raise Refused(f"{name} is neither ASCII nor UTF-8") from None
-    backslashes = len(kept) - len(kept.rstrip("\\"))
-    return kept + " " if backslashes % 2 else kept
+    return dn.strip(value)
 
 
 def _check_headers_match(headers: dict[str, str], issued: Issued) -> None:
