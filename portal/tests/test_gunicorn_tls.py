@@ -7,9 +7,9 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 import re
 import selectors
+import socket
 import ssl
 import subprocess
 import sys
@@ -72,9 +72,12 @@ def role_default(name: str) -> str:
     return value.strip('"')
 
 
-def render_gunicorn_conf(port: int, server: tuple[Path, Path], bundle: Path, crl_bundle: Path, **variables: object) -> str:
+def render_gunicorn_conf(
+    port: int, server: tuple[Path, Path], bundle: Path, crl_bundle: Path, **variables: object
+) -> str:
     """roles/portal/templates/gunicorn.conf.py.j2 with the role's defaults, as Ansible renders it."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    # Python, not HTML: Ansible's templates do not escape either
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)  # noqa: S701
     env.filters["to_json"] = json.dumps
     env.filters["comment"] = lambda text: "#\n# " + text + "\n#"
     names = (
@@ -144,7 +147,9 @@ def gunicorn(conf: str, portal_toml: dict, tmp_path: Path) -> Iterator[int]:
 
 
 @pytest.fixture
-def served(portal: Harness, pki: Pki, tmp_path: Path, proxy_key: ec.EllipticCurvePrivateKey) -> Iterator[tuple[int, Path]]:
+def served(
+    portal: Harness, pki: Pki, tmp_path: Path, proxy_key: ec.EllipticCurvePrivateKey
+) -> Iterator[tuple[int, Path]]:
     """The portal under real gunicorn with the role's rendered gunicorn.conf.py, pinning `proxy_key`."""
     server = issue(pki.services, "localhost", "server", tmp_path)
     bundle = tmp_path / "bundle.pem"
@@ -170,6 +175,7 @@ def get(
     path: str,
     client: tuple[Path, Path] | None,
     headers: dict | None = None,
+    *,
     timeout: float = 30,
 ):
     context = ssl.create_default_context(cafile=str(root / "ca.crt"))

@@ -219,6 +219,17 @@ def parse(data: dict) -> Config:
     return config
 
 
+def _check_pins(auth: AuthConfig) -> None:
+    if not auth.proxy_spki_sha256 and not auth.proxy_spki_sha256_file:
+        raise ConfigError(
+            "[auth] proxy_spki_sha256 (or proxy_spki_sha256_file) is required: the SHA-256 of the public key"
+            " of each web host's proxy certificate (the portal role gathers them from the web hosts)"
+        )
+    for pin in auth.proxy_spki_sha256:
+        if not re.fullmatch(r"[0-9a-f]{64}", pin):
+            raise ConfigError(f"auth.proxy_spki_sha256: {pin!r} is not a SHA-256 in hex (64 hexadecimal digits)")
+
+
 def _validate(config: Config) -> None:
     if config.database.dialect not in ("sqlite", "postgresql", "mysql"):
         raise ConfigError(f"[database] url: unsupported database {config.database.dialect!r}")
@@ -245,14 +256,7 @@ def _validate(config: Config) -> None:
     if not config.auth.proxy_issuer or not config.auth.proxy_common_names:
         raise ConfigError("[auth] proxy_issuer and proxy_common_names are required: only the proxy may connect")
     _check_dn(config.auth.proxy_issuer, "auth.proxy_issuer")
-    if not config.auth.proxy_spki_sha256 and not config.auth.proxy_spki_sha256_file:
-        raise ConfigError(
-            "[auth] proxy_spki_sha256 (or proxy_spki_sha256_file) is required: the SHA-256 of the public key"
-            " of each web host's proxy certificate (the portal role gathers them from the web hosts)"
-        )
-    for pin in config.auth.proxy_spki_sha256:
-        if not re.fullmatch(r"[0-9a-f]{64}", pin):
-            raise ConfigError(f"auth.proxy_spki_sha256: {pin!r} is not a SHA-256 in hex (64 hexadecimal digits)")
+    _check_pins(config.auth)
     if config.database.dialect != "sqlite" and not (
         config.database.ssl_ca and config.database.ssl_cert and config.database.ssl_key
     ):

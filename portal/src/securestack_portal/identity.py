@@ -63,9 +63,7 @@ def spki_sha256(cert: x509.Certificate) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
-def check_proxy(
-    peer_der: bytes | None, common_names: tuple[str, ...], issuer: str, spki_pins: tuple[str, ...]
-) -> str:
+def check_proxy(peer_der: bytes | None, common_names: tuple[str, ...], issuer: str, spki_pins: tuple[str, ...]) -> str:
     """Refuse unless the TLS peer is the web tier's proxy certificate. Returns its CN.
 
     Issuer, clientAuth and CN say what the certificate claims; the pin (`spki_pins`, the SHA-256 of the
