@@ -104,6 +104,55 @@ def test_a_generated_request_for_someone_else_is_decided_by_another_approver(
     assert approved["actor"] == BEA
 
 
+def test_with_enrol_new_subjects_an_approver_enrols_a_new_subject_at_once(make_harness) -> None:
+    """enrol_new_subjects (one-admin setups, the demo): a subject nobody holds is issued at once, audited
+    as the approver's enrolment; the PKCS#12 holds key, certificate and chain."""
+    portal = make_harness(enrol_new_subjects=True)
+    arno_person = portal.person("CN=Arno Approver,O=SecureStack", role="approver")
+    made = api_generate(portal.client(arno_person), common_name="New Hire", organization="SecureStack")
+    assert made.status_code == 201 and made.json["request"]["status"] == "issued", made.json
+    bundle = pkcs12.load_pkcs12(base64.b64decode(made.json["pkcs12"]), PASSPHRASE.encode())
+    assert bundle.cert.certificate.subject.rfc4514_string() == "CN=New Hire,O=SecureStack"
+    (approved,) = events(portal, "request.approve")
+    assert approved["actor"] == arno_person.subject
+    assert "enrol_new_subjects" in json.loads(approved["detail"])["comment"]
+
+
+@pytest.mark.parametrize(
+    ("holder", "reason"),
+    [
+        ("account", "the subject has an account"),
+        ("role", "the subject has an account"),  # an admin set the role before the first sign-in
+        ("admin", "the subject is an admin of the configuration"),
+        ("certificate", "the users CA has issued a certificate for the subject"),
+    ],
+)
+def test_with_enrol_new_subjects_a_subject_someone_holds_still_waits(make_harness, holder: str, reason: str) -> None:
+    """enrol_new_subjects never reaches a subject that belongs to someone: the configured admin (before
+    and after their first sign-in), an account, a role set ahead, a certificate issued outside the portal."""
+    portal = make_harness(enrol_new_subjects=True)
+    arno_person = portal.person("CN=Arno Approver,O=SecureStack", role="approver")
+    arno = portal.client(arno_person)
+    subject, common_name = ("CN=Rita Requester,O=SecureStack", "Rita Requester")
+    if holder == "account":
+        portal.client(portal.person(subject)).api("get", "/api/v1/me")
+    elif holder == "role":
+        portal.set_role(subject, "approver")
+    elif holder == "admin":
+        subject, common_name = ADMIN, "Alice Admin"
+    else:
+        portal.person(subject)  # issued by the users CA, never signed in
+    users = portal.rows("users")
+    ledger = portal.ledger()
+    made = api_generate(arno, common_name=common_name, organization="SecureStack")
+    assert made.status_code == 201 and made.json["certificate"] is None
+    assert made.json["request"]["status"] == "pending" and made.json["request"]["subject"] == subject
+    assert portal.ledger() == ledger and events(portal, "request.approve") == []
+    (held,) = events(portal, "request.held")
+    assert held["actor"] == arno_person.subject and json.loads(held["detail"])["reason"] == reason
+    assert [u["subject"] for u in portal.rows("users")] == [u["subject"] for u in users]
+
+
 def test_a_csr_for_another_subject_is_never_self_approved(make_harness) -> None:
     """Before: with allow_self_approval (a one-person setup) an approver filed a CSR for the admin's
     subject and approved it themselves."""

@@ -177,6 +177,8 @@ def generate():
         organization=_text(body, "organization", ""),
         allow_self_approval=_allow_self(),
         limits=portal().config.limits,
+        enrol_new_subjects=portal().config.auth.enrol_new_subjects,
+        admin_subjects=portal().config.auth.admin_subjects,
     )
     return jsonify(
         {

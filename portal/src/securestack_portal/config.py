@@ -49,6 +49,9 @@ class AuthConfig:
     # A file of more such pins, one a line (the portal role writes it from the web hosts' certificates).
     proxy_spki_sha256_file: str = ""
     allow_self_approval: bool = False
+    # An approver may enrol a subject nobody holds yet (no account, no certificate, no configured role)
+    # at once; every other subject's request waits for a second approver. Off by default.
+    enrol_new_subjects: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ def parse(data: dict) -> Config:
             proxy_spki_sha256=_pins(auth),
             proxy_spki_sha256_file=str(auth.get("proxy_spki_sha256_file", "")),
             allow_self_approval=bool(auth.get("allow_self_approval", False)),
+            enrol_new_subjects=auth.get("enrol_new_subjects", False) is True,
         ),
         web=WebConfig(trusted_hosts=tuple(v.lower() for v in _strings(web, "trusted_hosts", "web"))),
         names=_names(names),

@@ -269,13 +269,17 @@ def generate(
     organization: str = "",
     allow_self_approval: bool = False,
     limits: LimitsConfig | None = None,
+    enrol_new_subjects: bool = False,
+    admin_subjects: tuple[str, ...] = (),
 ) -> Generated:
     """A key pair made in memory, its CSR filed as a request, the key handed back once in a PKCS#12.
 
     The key is never stored. The request waits for approval like a pasted CSR (the PKCS#12
     holds the key alone), whoever files it and for whomever: an approver enrolling someone
     else files a request that another approver decides. Only an approver's request for their
-    own subject, where `allow_self_approval` is set, is issued at once (key, certificate and chain).
+    own subject, where `allow_self_approval` is set, is issued at once (key, certificate and chain),
+    and, where `enrol_new_subjects` is set, an approver's enrolment of a subject that nobody holds yet
+    (see `subject_claim`); a subject someone holds always waits for another approver.
     """
     if key_type not in pki.KEY_CHOICES:
         raise ActionError(f"unknown key type {key_type!r}: use one of {', '.join(pki.KEY_CHOICES)}")
@@ -299,11 +303,30 @@ def generate(
     issued = None
     if actor.user.can_approve and allow_self_approval and request.subject == actor.user.subject:
         issued = _issue(session, ca, actor, request, "own certificate, self-approval allowed by the configuration")
+    elif actor.user.can_approve and enrol_new_subjects and request.subject != actor.user.subject:
+        claim = subject_claim(session, ca, request.subject, admin_subjects)
+        if claim is None:
+            issued = _issue(session, ca, actor, request, "enrolled a new subject (enrol_new_subjects)")
+        else:
+            audit(session, actor, "request.held", f"request:{request.id}", subject=request.subject, reason=claim)
     session.commit()
     certificate = issued.certificate if issued else None
     chain = ca.chain() if issued else None
     bundle = pki.pkcs12_bundle(key, passphrase, request.subject, certificate, chain)
     return Generated(request, bundle, issued)
+
+
+def subject_claim(session: Session, ca: UsersCA, subject: str, admin_subjects: tuple[str, ...]) -> str | None:
+    """Why `subject` belongs to someone already (None when nobody holds it): an account (with any role,
+    also one an admin set before its first sign-in), a role in the configuration, or a certificate of
+    the users CA's ledger (valid, expired or revoked)."""
+    if session.scalar(select(func.count()).select_from(User).where(User.subject_sha256 == subject_digest(subject))):
+        return "the subject has an account"
+    if subject in {canonical_dn(s) for s in admin_subjects}:
+        return "the subject is an admin of the configuration"
+    if any(issued.subject == subject for issued in ca.all()):
+        return "the users CA has issued a certificate for the subject"
+    return None
 
 
 def _generated_subject(actor: Actor, common_name: str, organization: str) -> x509.Name:

@@ -121,6 +121,8 @@ def request_generate():
                 organization=form.organization.data or "",
                 allow_self_approval=_allow_self(),
                 limits=portal().config.limits,
+                enrol_new_subjects=portal().config.auth.enrol_new_subjects,
+                admin_subjects=portal().config.auth.admin_subjects,
             )
         except ActionError as exc:
             db().rollback()
