@@ -53,10 +53,11 @@ for entry in "${containers[@]}"; do
     echo "== starting $name"
     # systemd as PID 1 without --privileged (which fails on these machines).
     # <name>.internal: the qualified name the certificates' CRL and issuer
-    # URLs use (demo/inventory.yml, ca_crl_url_base).
+    # URLs use (demo/inventory.yml, ca_crl_url_base). NET_ADMIN: root on a
+    # real host sets its firewall; the portal role loads its nftables table.
     docker run -d --name "$name" --hostname "$name" --network "$network" --network-alias "$name.internal" \
         "${publish[@]}" \
-        --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
+        --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
         --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
         --tmpfs /run --tmpfs /run/lock --tmpfs /tmp --stop-signal SIGRTMIN+3 \
         "$image" /sbin/init >/dev/null

@@ -86,4 +86,5 @@ STACK_INVENTORY="$top/demo/inventory.yml" \
 STACK_CREDENTIALS="$SECURESTACK_DEMO_CREDENTIALS" \
 STACK_WORK="$work" \
 STACK_WEB_URLS='{"nginx": "https://localhost:8443", "apache": "https://localhost:9443"}' \
-    "$top/.venv/bin/pytest" -p no:cacheprovider -rA tests/stack/test_stack.py tests/stack/test_portal.py
+    "$top/.venv/bin/pytest" -p no:cacheprovider -rA tests/stack/test_stack.py tests/stack/test_portal.py \
+        tests/stack/test_hostile_names.py

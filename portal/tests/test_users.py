@@ -23,6 +23,17 @@ def test_an_admin_names_an_approver_before_they_first_sign_in(portal: Harness) -
     assert event["at"] and event["actor_serial"]
 
 
+@pytest.mark.parametrize("subject", ["O=SecureStack,CN=\\#hash\\ ", "CN=x\\\\41y,O=SecureStack"])
+def test_an_admin_names_an_approver_whose_subject_has_escapes(portal: Harness, subject: str) -> None:
+    """Issue 12, finding 7: the subject typed into /users keeps its escapes (an escaped trailing space,
+    a backslash before hex digits), so the role lands on the person who signs in with that subject."""
+    admin = portal.client(portal.person(ADMIN))
+    response = admin.submit("/users", "/users", {"subject": subject, "role": "approver"})
+    assert response.status_code == 302, response.text
+    person = portal.client(portal.person(subject))
+    assert person.api("get", "/api/v1/me").json["role"] == "approver"
+
+
 @pytest.mark.parametrize(
     ("subject", "role", "message"),
     [

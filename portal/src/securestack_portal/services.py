@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import pki
+from . import dn, pki
 from .config import LimitsConfig, NamesConfig
 from .dn import canonical_dn, parse_dn
 from .identity import Identity
@@ -105,7 +105,7 @@ def set_role(session: Session, actor: Actor, subject: str, role: str) -> User:
     if role not in {r.value for r in Role}:
         raise ActionError(f"unknown role {role!r}: use requester, approver or admin")
     try:
-        subject = canonical_dn(subject.strip())
+        subject = canonical_dn(dn.strip(subject))
     except ValueError:
         raise ActionError(f"{subject!r} is not a distinguished name (RFC 4514, e.g. CN=Jane Doe,O=Example)") from None
     if subject == actor.user.subject and role != Role.ADMIN:
