@@ -226,7 +226,7 @@ def test_another_services_client_certificate_with_the_web_hosts_name_is_refused(
     assert "not the key of the web tier's proxy certificate" in body
     assert get(port, pki.root, "/healthz", impostor)[0] == 403
     # the pinned key, in its first certificate and in a renewal that keeps the key
-    for _ in range(2):
+    for _issue in range(2):
         pinned = issue(pki.services, "web1", "client", tmp_path, key=proxy_key)
         status, body = get(port, pki.root, "/api/v1/me", pinned, person.headers(portal.issuer))
         assert status == 200 and '"role":"admin"' in body.replace(" ", "")
@@ -264,7 +264,7 @@ class Stalls(threading.Thread):
         self.opened += 1
 
     def run(self) -> None:
-        for _ in range(self.count):
+        for _stall in range(self.count):
             self.open_one()
         self.ready.set()
         while not self.stop.is_set():
@@ -289,7 +289,7 @@ class Stalls(threading.Thread):
 def proxy_latencies(port: int, root: Path, proxy: tuple[Path, Path], count: int, spacing: float) -> list[float]:
     """Seconds each request of the proxy took, on a new connection (full handshake) each; 30 if it failed."""
     latencies = []
-    for _ in range(count):
+    for _request in range(count):
         start = time.monotonic()
         try:
             status = get(port, root, "/healthz", proxy, timeout=10)[0]
