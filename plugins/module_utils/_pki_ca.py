@@ -813,6 +813,10 @@ class CertificateAuthority:
             except PkiError as exc:
                 failure = (index, exc)
                 break
+            except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+                # what cryptography raises on input the policy did not foresee: still a refusal
+                failure = (index, PkiError(f"the request cannot be read: {exc or type(exc).__name__}"))
+                break
         if signatures is not None:
             forged = next((i for i, valid in enumerate(signatures.get()) if valid is False), None)
             if forged is not None and (failure is None or forged < failure[0]):

@@ -61,8 +61,36 @@ SUBJECT_ATTRIBUTES = {
 
 BAD_SIGNATURE = "the CSR's signature does not verify: it was altered or not signed by its key"
 
-_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@([^@\s]{1,253})$")
+# Every pattern that validates input is applied with fullmatch (never match with `$`,
+# which also matches before a trailing newline).
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# RFC 5321 dot-atom local part: printable ASCII atext, dots only between atoms.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL_LOCAL_PART = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+MAX_EMAIL_LOCAL_PART = 64
+MAX_EMAIL_LENGTH = 254
+# The only input accepted as PEM: exactly one CSR, white space around it allowed.
+_PEM_CSR = re.compile(
+    rb"\s*-----BEGIN (NEW )?CERTIFICATE REQUEST-----\r?\n"
+    rb"[A-Za-z0-9+/=\r\n]+"
+    rb"-----END (?(1)NEW )CERTIFICATE REQUEST-----\s*"
+)
+
+# Upper bounds of the accepted subject attributes in characters (RFC 5280 Appendix A,
+# ub-common-name and friends); C is exactly two letters (ISO 3166, PrintableString).
+SUBJECT_UPPER_BOUNDS = {
+    "CN": 64,
+    "O": 64,
+    "OU": 64,
+    "L": 128,
+    "ST": 128,
+    "serialNumber": 64,
+    "emailAddress": 255,
+    "C": 2,
+}
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
+# X.680 PrintableString, the type of serialNumber (RFC 5280 Appendix A).
+_PRINTABLE_STRING = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]+")
 
 
 class PkiError(Exception):
@@ -165,15 +193,46 @@ def normalize_domain(domain: str) -> str:
 def validate_dns_name(name: str) -> str:
     if not name or len(name) > 253:
         raise PkiError(f"DNS name {name!r} is empty or longer than 253 characters")
+    if _is_ip_literal(name):
+        raise PkiError(f"DNS name {name!r} is an IP address: put it into the CSR as an IP address name instead")
     if name.startswith("*."):
         raise PkiError(f"wildcard name {name!r} refused: this CA issues no wildcard certificates")
     if name != name.lower():
         raise PkiError(f"DNS name {name!r} must be lower case")
     labels = name.split(".")
     for label in labels:
-        if not _DNS_LABEL.match(label):
+        if not _DNS_LABEL.fullmatch(label):
             raise PkiError(f"DNS name {name!r} is not a valid host name (label {label!r})")
     return name
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_email(address: str) -> str:
+    """An e-mail address as this CA certifies it: `local@domain`, the local part an RFC 5321
+    dot-atom (printable ASCII letters, digits and !#$%&'*+/=?^_`{|}~- , dots only between
+    them) of at most 64 characters, the domain a valid host name. Returns the domain."""
+    local, at, domain = address.rpartition("@")
+    rule = (
+        "the local part must be an RFC 5321 dot-atom (printable ASCII letters, digits and"
+        f" !#$%&'*+/=?^_`{{|}}~- , dots only between them) of at most {MAX_EMAIL_LOCAL_PART} characters"
+    )
+    if not at or len(address) > MAX_EMAIL_LENGTH or "@" in local:
+        raise PkiError(
+            f"e-mail address {address!r} is not a valid e-mail address: one @, at most {MAX_EMAIL_LENGTH} characters"
+        )
+    if len(local) > MAX_EMAIL_LOCAL_PART or not _EMAIL_LOCAL_PART.fullmatch(local):
+        raise PkiError(f"e-mail address {address!r} refused: {rule}")
+    try:
+        return validate_dns_name(domain.lower())
+    except PkiError as exc:
+        raise PkiError(f"e-mail address {address!r} refused: its domain is not valid ({exc})") from None
 
 
 def validate_ip_range(value: str) -> str:
@@ -235,9 +294,20 @@ class ValidatedRequest:
 
 
 def _parse_csr(data: str | bytes) -> x509.CertificateSigningRequest:
-    """PEM (surrounding white space ignored) or DER; raises what cryptography raises."""
+    """Exactly one PEM CSR (surrounding white space ignored) or DER; raises ValueError
+    for PEM input that is not exactly one CSR, else what cryptography raises."""
     raw = data.encode() if isinstance(data, str) else data
-    return x509.load_pem_x509_csr(raw.strip() + b"\n") if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
+    if b"-----BEGIN" not in raw:
+        return x509.load_der_x509_csr(raw)
+    blocks = raw.count(b"-----BEGIN")
+    if blocks != 1:
+        raise ValueError(f"the input holds {blocks} PEM blocks; exactly one CSR is accepted")
+    if not _PEM_CSR.fullmatch(raw):
+        raise ValueError(
+            "the input must be exactly one PEM block of type CERTIFICATE REQUEST,"
+            " with nothing but white space around it"
+        )
+    return x509.load_pem_x509_csr(raw.strip() + b"\n")
 
 
 def csr_signature_valid(data: str | bytes) -> bool | None:
@@ -275,7 +345,43 @@ def _subject_of(csr: x509.CertificateSigningRequest) -> x509.Name:
             raise PkiError(f"subject attribute {short_name} is empty")
         if any(ord(c) < 32 or ord(c) == 127 for c in attribute.value):
             raise PkiError(f"subject attribute {short_name} holds control characters")
+        _check_attribute_bounds(short_name, attribute.value)
     return csr.subject
+
+
+def _check_attribute_bounds(short_name: str, value: str) -> None:
+    limit = SUBJECT_UPPER_BOUNDS[short_name]
+    if short_name == "C":
+        if not _COUNTRY.fullmatch(value):
+            raise PkiError(f"subject attribute C {value!r} refused: it must be exactly 2 letters (ISO 3166 code)")
+        return
+    if len(value) > limit:
+        raise PkiError(
+            f"subject attribute {short_name} of {len(value)} characters refused: the limit is {limit}"
+            " (RFC 5280 upper bound)"
+        )
+    if short_name == "serialNumber" and not _PRINTABLE_STRING.fullmatch(value):
+        raise PkiError(
+            f"subject attribute serialNumber {value!r} refused: only PrintableString characters"
+            " (letters, digits, space and '()+,-./:=?) are allowed"
+        )
+    if short_name == "emailAddress" and not value.isascii():
+        raise PkiError(f"subject attribute emailAddress {value!r} refused: only ASCII (IA5String) is allowed")
+
+
+def _read_csr(csr: x509.CertificateSigningRequest) -> tuple[object, x509.Extensions]:
+    """The CSR's public key and extensions; whatever cryptography raises reading them is a PkiError."""
+    try:
+        extensions = csr.extensions
+    except x509.DuplicateExtension as exc:
+        raise PkiError(f"the CSR carries the extension {exc.oid.dotted_string} more than once") from None
+    except Exception as exc:  # ValueError, UnsupportedGeneralNameType ... of cryptography's parser
+        raise PkiError(f"the CSR's extensions cannot be read: {exc or type(exc).__name__}") from None
+    try:
+        public_key = csr.public_key()
+    except Exception as exc:  # UnsupportedAlgorithm, ValueError
+        raise PkiError(f"the CSR's public key cannot be read: {exc or type(exc).__name__}") from None
+    return public_key, extensions
 
 
 def _requested_names(csr: x509.CertificateSigningRequest) -> list[x509.GeneralName]:
@@ -308,10 +414,13 @@ def validate_request(
 ) -> ValidatedRequest:
     """Parse and check one request against the profile and the CA's names."""
     csr = load_csr(csr_data, signature_valid)
-    public_key = csr.public_key()
+    public_key, _extensions = _read_csr(csr)
     check_public_key(public_key, profile)
     _refuse_ca_request(csr, profile)
-    subject = _subject_of(csr)
+    try:
+        subject = _subject_of(csr)
+    except ValueError as exc:  # cryptography cannot decode an attribute
+        raise PkiError(f"the CSR's subject cannot be read: {exc}") from None
 
     days = profile.default_days if valid_days is None else valid_days
     if days < 1:
@@ -386,10 +495,7 @@ def _accept_name(request: ValidatedRequest, general_name: x509.GeneralName, poli
         if value not in request.ip_addresses:
             request.ip_addresses.append(value)
     elif isinstance(general_name, x509.RFC822Name) and "email" in kinds:
-        match = _EMAIL.match(general_name.value)
-        if not match:
-            raise PkiError(f"{general_name.value!r} is not a valid e-mail address")
-        validate_dns_name(match.group(1).lower())
+        validate_email(general_name.value)
         policy.check_email(general_name.value.lower())
         if general_name.value not in request.emails:
             request.emails.append(general_name.value)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 from helpers import ec_key, make_csr, rsa_key, tamper_signature
 
@@ -263,3 +266,167 @@ def test_bad_authority_settings_write_nothing(tmp_path, settings: AuthoritySetti
     with pytest.raises(PkiError, match=message):
         CertificateAuthority.ensure(str(path), settings)
     assert not path.exists()
+
+
+# Issue 12, finding 5: names and attributes the policy let through, and CSR input that is not
+# exactly one CSR. Each was signed before; each is refused with the field and the limit named.
+
+
+@pytest.fixture(scope="module")
+def open_ca_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A CA with no permitted domains or ranges: the name checks alone stand between input and certificate."""
+    path = str(tmp_path_factory.mktemp("ca") / "open")
+    CertificateAuthority.ensure(path, AuthoritySettings(common_name="Open CA"))
+    return path
+
+
+def csr_with_extensions(cn: str, extensions: list[x509.ExtensionType]) -> str:
+    """A CSR with these extensions as they are: no check of cryptography's builder stands in the way."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    wrapped = [x509.Extension(e.oid, False, e) for e in extensions]
+    csr = x509.CertificateSigningRequestBuilder(subject, wrapped).sign(ec_key(), hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize("name", ["evil.com\n.example.com", "host.example.com\n"])
+def test_dns_name_with_a_newline(ca_dir: str, open_ca_dir: str, name: str) -> None:
+    for directory in (ca_dir, open_ca_dir):
+        refused(directory, SignSpec(csr=make_csr(cn=None, dns=[name])), "not a valid host name")
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "192.0.2.1", "127.0.0.1"])
+def test_ip_literal_as_dns_name(open_ca_dir: str, address: str) -> None:
+    refused(open_ca_dir, SignSpec(csr=make_csr(cn=None, dns=[address])), f"DNS name '{address}' is an IP address")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a\x00<script>@example.com",
+        "<b>jane</b>@example.com",
+        "jane doe@example.com",
+        "jane@example.com\n",
+        ".jane@example.com",
+        "jane..doe@example.com",
+        "x" * 65 + "@example.com",
+    ],
+)
+def test_email_outside_the_dot_atom_rule(ca_dir: str, open_ca_dir: str, address: str) -> None:
+    name = x509.RFC822Name._init_without_validation(address)  # what a hostile CSR can hold
+    csr = csr_with_extensions("Jane", [x509.SubjectAlternativeName([name])])
+    for directory in (ca_dir, open_ca_dir):
+        spec = SignSpec(csr=csr, profile="client")
+        refused(directory, spec, "e-mail address .* refused: .*(dot-atom .* at most 64 characters|domain)")
+
+
+def test_email_at_the_limits_is_signed(open_ca_dir: str) -> None:
+    address = "x" * 64 + "@example.com"
+    spec = SignSpec(csr=make_csr("Jane", dns=[], emails=[address, "o'brien+tag.x@example.com"]), profile="client")
+    assert CertificateAuthority.open(open_ca_dir).sign([spec])[0].certificate
+
+
+def unchecked_attribute(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute:
+    """A name attribute cryptography would refuse to build (the CSR comes from elsewhere)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return x509.NameAttribute(oid, value, _validate=False)
+
+
+@pytest.mark.parametrize(
+    ("oid", "short_name", "limit"),
+    [
+        (NameOID.COMMON_NAME, "CN", 64),
+        (NameOID.ORGANIZATION_NAME, "O", 64),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, "OU", 64),
+        (NameOID.LOCALITY_NAME, "L", 128),
+        (NameOID.STATE_OR_PROVINCE_NAME, "ST", 128),
+        (NameOID.SERIAL_NUMBER, "serialNumber", 64),
+        (NameOID.EMAIL_ADDRESS, "emailAddress", 255),
+    ],
+)
+@pytest.mark.parametrize("over", [1, 16, 136])
+def test_subject_attribute_over_its_upper_bound(
+    open_ca_dir: str, oid: x509.ObjectIdentifier, short_name: str, limit: int, over: int
+) -> None:
+    length = limit + over
+    attributes = [unchecked_attribute(oid, "a" * length)]
+    csr = make_csr("Jane" if short_name != "CN" else None, dns=[], extra_subject=attributes)
+    message = f"subject attribute {short_name} of {length} characters refused: the limit is {limit}"
+    refused(open_ca_dir, SignSpec(csr=csr, profile="client"), message)
+
+
+@pytest.mark.parametrize("length", [80, 200])
+def test_server_common_name_of_80_or_200_characters(open_ca_dir: str, length: int) -> None:
+    name = ".".join(["a" * 60] * 4)[:length].rstrip(".")
+    csr = make_csr(cn=None, dns=[name], extra_subject=[unchecked_attribute(NameOID.COMMON_NAME, name)])
+    refused(open_ca_dir, SignSpec(csr=csr), f"subject attribute CN of {len(name)} characters refused: the limit is 64")
+
+
+@pytest.mark.parametrize("country", ["USA", "U", "1Z", "12"])
+def test_country_that_is_not_two_letters(open_ca_dir: str, country: str) -> None:
+    csr = make_csr("Jane", dns=[], extra_subject=[unchecked_attribute(NameOID.COUNTRY_NAME, country)])
+    refused(open_ca_dir, SignSpec(csr=csr, profile="client"), "subject attribute C .* must be exactly 2 letters")
+
+
+def utf8_serial_number(value: str) -> x509.NameAttribute:
+    return x509.NameAttribute(NameOID.SERIAL_NUMBER, value, _type=_ASN1Type.UTF8String)
+
+
+def test_serial_number_outside_printable_string(open_ca_dir: str) -> None:
+    csr = make_csr("Jane", dns=[], extra_subject=[utf8_serial_number("<b>1</b>")])
+    refused(open_ca_dir, SignSpec(csr=csr, profile="client"), "serialNumber .* only PrintableString characters")
+
+
+def test_subject_at_the_upper_bounds_is_signed(open_ca_dir: str) -> None:
+    attributes = [
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "o" * 64),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "u" * 64),
+        x509.NameAttribute(NameOID.LOCALITY_NAME, "l" * 128),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "s" * 128),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, "1" * 64),
+        unchecked_attribute(NameOID.EMAIL_ADDRESS, "e" * 243 + "@example.com"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+    ]
+    spec = SignSpec(csr=make_csr("c" * 64, dns=[], extra_subject=attributes), profile="client")
+    assert CertificateAuthority.open(open_ca_dir).sign([spec])[0].certificate
+
+
+@pytest.mark.parametrize(
+    ("wrap", "message"),
+    [
+        (lambda csr: csr + make_csr("other.example.com", dns=["other.example.com"]), "2 PEM blocks"),
+        (lambda csr: csr + csr, "2 PEM blocks"),
+        (lambda csr: "Here is my CSR:\n" + csr, "nothing but white space around it"),
+        (lambda csr: csr + "thanks\n", "nothing but white space around it"),
+        (lambda csr: csr.replace("CERTIFICATE REQUEST-----\n", "CERTIFICATE REQUEST-----\nx: y\n", 1), "exactly one"),
+    ],
+)
+def test_input_that_is_not_exactly_one_csr(ca_dir: str, wrap, message: str) -> None:
+    refused(ca_dir, SignSpec(csr=wrap(make_csr())), f"not a certificate signing request .*{message}")
+
+
+def test_white_space_around_the_csr_is_allowed(ca_dir: str) -> None:
+    signed = CertificateAuthority.open(ca_dir).sign([SignSpec(csr="\n \t\n" + make_csr() + "\n\n  \n")])
+    assert signed[0].certificate
+
+
+# Issue 12, finding 6: what cryptography raises reading a CSR becomes a PkiError with a message.
+
+
+def csr_with_duplicate_extension() -> str:
+    """A CSR carrying subjectAltName twice (the builder's constructor does not check for duplicates)."""
+    san = x509.SubjectAlternativeName([x509.DNSName("host.example.com")])
+    other = x509.SubjectAlternativeName([x509.DNSName("www.evil.org")])
+    return csr_with_extensions("host.example.com", [san, other])
+
+
+def test_csr_with_a_duplicated_extension(ca_dir: str) -> None:
+    refused(ca_dir, SignSpec(csr=csr_with_duplicate_extension()), "extension 2.5.29.17 more than once")
+
+
+def test_csr_with_a_duplicated_extension_in_a_batch(ca_dir: str) -> None:
+    specs = [SignSpec(csr=make_csr(), name="good"), SignSpec(csr=csr_with_duplicate_extension(), name="dup")]
+    before = snapshot(ca_dir)
+    with pytest.raises(PkiError, match="request dup: the CSR carries the extension 2.5.29.17 more than once"):
+        CertificateAuthority.open(ca_dir).sign(specs)
+    assert snapshot(ca_dir) == before
