@@ -11,6 +11,7 @@ import re
 import selectors
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import threading
@@ -329,5 +330,6 @@ def test_stalled_handshakes_do_not_starve_the_proxy(
     assert held == 300, report
     assert max(before) < 1.0, report
     assert max(during) < 1.0, report
-    # the stalls cost the proxy nothing it would notice: within half a second of its unloaded latency
-    assert max(during) < max(before) + 0.5, report
+    # and compared with the same run without stalls: the typical request is as fast as before
+    # (medians, so that one slow request on a busy test machine does not decide)
+    assert statistics.median(during) < statistics.median(before) + 0.25, report
