@@ -145,6 +145,38 @@ def test_ca_sign_rejection_reaches_the_user(cas: dict[str, str], tmp_path) -> No
     assert info["certificates"] == []
 
 
+def csr_with_duplicate_extension() -> str:
+    """A CSR carrying subjectAltName twice: cryptography raises DuplicateExtension reading it."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    sans = [x509.SubjectAlternativeName([x509.DNSName(n)]) for n in ("host.example.com", "www.evil.org")]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "host.example.com")])
+    builder = x509.CertificateSigningRequestBuilder(subject, [x509.Extension(e.oid, False, e) for e in sans])
+    csr = builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (csr_with_duplicate_extension, "the CSR carries the extension 2.5.29.17 more than once"),
+        (
+            lambda: make_csr() + make_csr(),
+            "input is not a certificate signing request (PEM or DER):"
+            " the input holds 2 PEM blocks; exactly one CSR is accepted",
+        ),
+    ],
+)
+def test_ca_sign_fails_cleanly_on_a_malformed_csr(cas: dict[str, str], tmp_path, make, message: str) -> None:
+    for check in (True, False):
+        result = run("ca_sign", {"ca": cas["services"], "csr": make()}, tmp_path, check=check)
+        assert result["failed"] and result["msg"] == message
+        assert "exception" not in result
+    assert run("ca_info", {"ca": cas["services"]}, tmp_path)["certificates"] == []
+
+
 def test_ca_sign_intermediate_from_an_encrypted_root(cas: dict[str, str], tmp_path) -> None:
     args = {
         "ca": cas["root"],
