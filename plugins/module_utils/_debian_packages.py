@@ -31,7 +31,7 @@ UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"
 
 # Debian policy §5.6.1: lower case letters, digits, '+', '-', '.'; at least two
 # characters, starting with a letter or digit. An architecture may follow.
-PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?")
 
 # Keep the configuration files the operator (or a role) changed; take the
 # package's own defaults where nobody did. Never ask.
@@ -64,7 +64,7 @@ class Plan:
 
 def check_names(names: Sequence[str]) -> list[str]:
     """The wanted names, each once, in order; a name apt would read as something else is refused."""
-    bad = [n for n in names if not isinstance(n, str) or not PACKAGE_NAME.match(n)]
+    bad = [n for n in names if not isinstance(n, str) or not PACKAGE_NAME.fullmatch(n)]
     if bad:
         raise PackagesError(
             f"not a Debian package name: {', '.join(repr(b) for b in bad)} "

@@ -459,6 +459,16 @@ def _check_names_and_subject(request: ValidatedRequest) -> None:
                 raise PkiError(f"the common name {cn.value!r} must also be one of the CSR's subject alternative names")
     elif not common_names:
         raise PkiError(f"a {profile.name} certificate needs a common name (CN) in the CSR's subject")
+    # RFC 5280 4.1.2.6: an address in the subject's (deprecated) emailAddress must also be
+    # an rfc822Name of the subject alternative names, and it is held to the same rules.
+    for attribute in subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+        address = str(attribute.value)
+        validate_email(address)
+        if address not in request.emails:
+            raise PkiError(
+                f"the subject's emailAddress {address!r} must also be one of the CSR's e-mail subject"
+                " alternative names (RFC 5280 4.1.2.6)"
+            )
 
 
 def _apply_usage(

@@ -178,7 +178,8 @@ def test_subjects_as_openssl_prints_them_are_understood(portal: Harness, tmp_pat
 
     subject = x509.Name([x509.NameAttribute(oid, value) for oid, value in name])
     ca = CertificateAuthority.open(str(portal.users_ca))
-    result = ca.sign([SignSpec(csr=make_csr(subject), profile="client")])[0]
+    emails = tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS))
+    result = ca.sign([SignSpec(csr=make_csr(subject, emails=emails), profile="client")])[0]
     (tmp_path / "c.pem").write_text(result.certificate or "")
     printed = {}
     for what in ("subject", "issuer"):
@@ -209,7 +210,8 @@ def _openssl_headers(portal: Harness, subject: x509.Name, server: str = "nginx")
     from test_dn import openssl_rfc2253
 
     ca = CertificateAuthority.open(str(portal.users_ca))
-    result = ca.sign([SignSpec(csr=make_csr(subject), profile="client")])[0]
+    emails = tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS))
+    result = ca.sign([SignSpec(csr=make_csr(subject, emails=emails), profile="client")])[0]
     cert = x509.load_pem_x509_certificate((result.certificate or "").encode())
     headers = {
         "X-SSL-Client-Verify": "SUCCESS",

@@ -204,16 +204,26 @@ def test_an_rsa_key_is_shown_with_its_size(portal: Harness, requester: tuple[Per
     assert filed.json["key"] == {"type": "RSA", "size": 3072}
 
 
-def test_only_the_parsed_csr_is_stored(portal: Harness, requester: tuple[Person, PortalClient]) -> None:
+def test_text_around_the_csr_is_refused(portal: Harness, requester: tuple[Person, PortalClient]) -> None:
     """Before: the user's text, free text around the PEM included, was stored and shown to approvers."""
     _rita, rita = requester
     csr = make_csr(RITA)
     pasted = "Please approve quickly, the CEO said so <b>ok</b>\n" + csr + "\nalso add www.evil.example\n"
     response = rita.submit("/requests/new", "/requests/new", {"csr": pasted})
+    assert response.status_code == 400
+    assert "exactly one PEM block of type CERTIFICATE REQUEST" in response.text
+    assert portal.rows("requests") == []
+
+
+def test_only_the_parsed_csr_is_stored(portal: Harness, requester: tuple[Person, PortalClient]) -> None:
+    """White space and CRLF line ends around a CSR are accepted; what is stored is the CSR re-encoded."""
+    _rita, rita = requester
+    csr = make_csr(RITA)
+    pasted = "\r\n  " + csr.replace("\n", "\r\n") + "\r\n\r\n"
+    response = rita.submit("/requests/new", "/requests/new", {"csr": pasted})
     assert response.status_code == 302, response.text
     stored = portal.rows("requests")[0]["csr_pem"]
     assert stored == x509.load_pem_x509_csr(csr.encode()).public_bytes(serialization.Encoding.PEM).decode()
-    assert "CEO" not in stored and "evil" not in stored
 
 
 @pytest.mark.parametrize(
@@ -342,7 +352,7 @@ def test_pending_requests_per_user_are_limited(make_harness) -> None:
     """Before: no limit on the requests one person leaves for the approvers."""
     portal = make_harness(sections={"limits": {"max_pending_requests": 2}})
     rita = portal.client(portal.person(RITA))
-    for _ in range(2):
+    for _filed in range(2):
         assert rita.api("post", "/api/v1/requests", {"csr": make_csr(RITA)}).status_code == 201
     refused = rita.api("post", "/api/v1/requests", {"csr": make_csr(RITA)})
     assert refused.status_code == 429

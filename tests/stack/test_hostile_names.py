@@ -93,6 +93,13 @@ def root_ca() -> Path:
 
 
 @cache
+def _builder(name: x509.Name) -> x509.CertificateSigningRequestBuilder:
+    """A CSR for `name`; an emailAddress of the subject is also an e-mail SAN, as the engine requires."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(name)
+    emails = [x509.RFC822Name(str(a.value)) for a in name.get_attributes_for_oid(EMAIL)]
+    return builder.add_extension(x509.SubjectAlternativeName(emails), critical=False) if emails else builder
+
+
 def issued() -> dict[str, tuple[x509.Certificate, Path, Path]]:
     """One users-CA certificate per hostile subject, signed on the portal host: case -> (certificate, cert, key)."""
     SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -100,11 +107,7 @@ def issued() -> dict[str, tuple[x509.Certificate, Path, Path]]:
     requests = [
         {
             "case": case,
-            "csr": x509.CertificateSigningRequestBuilder()
-            .subject_name(name)
-            .sign(keys[case], hashes.SHA256())
-            .public_bytes(serialization.Encoding.PEM)
-            .decode(),
+            "csr": _builder(name).sign(keys[case], hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode(),
         }
         for case, name in HOSTILE.items()
     ]

@@ -83,17 +83,6 @@ def admin_files() -> tuple[Path, Path]:
     return CREDENTIALS / f"{APP}-admin.p12", CREDENTIALS / f"{APP}-admin.passphrase"
 
 
-class Result:
-    """A local command's outcome, shaped like testinfra's."""
-
-    def __init__(self, completed: subprocess.CompletedProcess) -> None:
-        self.rc, self.stdout, self.stderr = completed.returncode, completed.stdout, completed.stderr
-
-
-def subprocess_result(argv: list[str]) -> Result:
-    return Result(subprocess.run(argv, capture_output=True, text=True, check=False))
-
-
 def as_portal(command: str):
     """Run a command on the app host as the service's user, with its configuration."""
     return host(APP).run(f"runuser -u portal -- env SECURESTACK_PORTAL_CONFIG={CONFIG}/portal.toml {command}")
@@ -398,25 +387,25 @@ def test_other_services_client_certificate_gets_403_even_with_identity_headers()
     assert status == "403"
 
 
-def test_users_ca_certificate_is_refused_at_the_handshake(tmp_path: Path) -> None:
-    # The admin's certificate works through the web tier, never straight to the portal.
+def test_users_ca_certificate_is_refused_at_the_handshake() -> None:
+    """The admin's certificate works through the web tier, never straight to the portal.
+
+    Tried from a web host: the portal's firewall lets only the web tier reach its port."""
     p12, passphrase_file = admin_files()
     key, cert, _chain = pkcs12.load_key_and_certificates(p12.read_bytes(), passphrase_file.read_text().strip().encode())
-    pem = tmp_path / "admin.pem"
-    pem.write_bytes(
+    pem = (
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         + cert.public_bytes(serialization.Encoding.PEM)
-    )
-    pem.chmod(0o600)
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_text(host(APP).file(f"{PKI}/ca-bundle.pem").content_string)
-    argv = shlex.split(
-        f"{CURL} --cacert {bundle} --cert {pem} --resolve {APP}:{PORTAL_PORT}:{address(APP)} {PORTAL_URL}/healthz"
-    )
-    refused_with(
-        lambda: subprocess_result(argv),
-        "unable to get local issuer certificate",
-    )
+    ).decode()
+    web = host(WEB)
+    web.check_output(f"umask 077 && printf %s {shlex.quote(pem)} > /root/portal-test-admin.pem")
+    try:
+        refused_with(
+            lambda: web.run(f"{CURL} {TRUST} --cert /root/portal-test-admin.pem {PORTAL_URL}/healthz"),
+            "unable to get local issuer certificate",
+        )
+    finally:
+        web.run("rm -f /root/portal-test-admin.pem")
 
 
 def test_revoked_proxy_certificate_is_refused() -> None:

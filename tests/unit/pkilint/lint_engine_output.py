@@ -6,7 +6,9 @@
 Builds, in a temporary directory and with the ca role's URL layout, a root, the services CA
 (signed by the root), a server and a client certificate (signed by the services CA), a users CA
 signed from its CSR by the root (intermediate profile, clientAuth) with a person's certificate,
-and each CA's CRL with one revocation in it; then runs `lint_pkix_cert` on every certificate and
+a client certificate whose subject holds every accepted attribute at its RFC 5280
+upper bound (the longest the engine's policy lets through), and each CA's CRL with one
+revocation in it; then runs `lint_pkix_cert` on every certificate and
 `lint_crl` (PKIX profile, type CRL) on every CRL. Every finding down to NOTICE is printed.
 Run by `make unit` in .venv-pkilint (requirements/pkilint.txt).
 """
@@ -25,6 +27,8 @@ sys.path.insert(0, os.path.dirname(HERE))  # tests/unit: conftest (the collectio
 from conftest import link_collection  # noqa: E402
 
 link_collection()  # makes ansible_collections.securestack.pki importable (idempotent; the import did it too)
+from cryptography import x509  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
 from helpers import ec_key, make_csr, rsa_key  # noqa: E402
 from pkilint.bin import lint_crl, lint_pkix_cert  # noqa: E402
 
@@ -33,12 +37,30 @@ from ansible_collections.securestack.pki.plugins.module_utils._pki_ca import (  
     CertificateAuthority,
     SignSpec,
 )
+from ansible_collections.securestack.pki.plugins.module_utils._pki_policy import SUBJECT_UPPER_BOUNDS  # noqa: E402
 
 BASE = "http://ca.example.com:8480"
 
 
 def urls(name: str) -> dict[str, str]:
     return {"crl_url": f"{BASE}/{name}.crl", "ca_issuers_url": f"{BASE}/{name}.cer"}
+
+
+def longest_subject() -> tuple[str, str, list[x509.NameAttribute]]:
+    """A CN, an e-mail address and the other accepted attributes, each as long as the policy allows
+    (the address: a 64-character local part, 254 characters in all, also a subject alternative name)."""
+    bound = SUBJECT_UPPER_BOUNDS
+    email = "e" * 64 + "@" + ".".join(["d" * 61] * 3) + ".com"
+    extra = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "S" * bound["ST"]),
+        x509.NameAttribute(NameOID.LOCALITY_NAME, "L" * bound["L"]),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "O" * bound["O"]),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "U" * bound["OU"]),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, "9" * bound["serialNumber"]),
+        x509.NameAttribute(NameOID.EMAIL_ADDRESS, email),
+    ]
+    return "C" * bound["CN"], email, extra
 
 
 def build(tmp: str) -> dict[str, tuple[str, bytes]]:
@@ -67,6 +89,16 @@ def build(tmp: str) -> dict[str, tuple[str, bytes]]:
             SignSpec(csr=make_csr("portal", dns=[]), name="client", profile="client"),
         ]
     )
+    longest_cn, longest_email, longest_rest = longest_subject()
+    longest = services.sign(
+        [
+            SignSpec(
+                csr=make_csr(longest_cn, dns=[], emails=[longest_email], extra_subject=longest_rest),
+                name="longest subject",
+                profile="client",
+            )
+        ]
+    )[0]
     rsa_server = rsa_ca.sign([SignSpec(csr=make_csr("www2.example.com", dns=["www2.example.com"], key=rsa_key()))])
     users_dir = os.path.join(tmp, "users")
     users_settings = AuthoritySettings(
@@ -96,6 +128,7 @@ def build(tmp: str) -> dict[str, tuple[str, bytes]]:
         "server (ECDSA)": ("cert", (server.certificate or "").encode()),
         "server (RSA)": ("cert", (rsa_server[0].certificate or "").encode()),
         "client": ("cert", (client.certificate or "").encode()),
+        "client (subject at the upper bounds)": ("cert", (longest.certificate or "").encode()),
         "person (users CA)": ("cert", (person.certificate or "").encode()),
     }
     for name, ca in (("root", root), ("services", services), ("RSA services", rsa_ca), ("users", users)):

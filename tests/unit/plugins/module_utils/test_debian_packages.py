@@ -131,7 +131,9 @@ def test_a_refresh_that_fails_once_succeeds_on_the_retry(monkeypatch):
     assert apt.calls.count("apt-get update") == 2 and "curl" in apt.dpkg
 
 
-@pytest.mark.parametrize("bad", ["nginx=1.22", "Nginx", "-o", "a", "nginx/bookworm-backports", "x y", ""])
+@pytest.mark.parametrize(
+    "bad", ["nginx=1.22", "Nginx", "-o", "a", "nginx/bookworm-backports", "x y", "", "nginx\n", "curl\n-o"]
+)
 def test_names_apt_would_read_as_something_else_are_refused(bad):
     apt = FakeApt(ARCHIVE)
     with pytest.raises(PackagesError, match=r"not a Debian package name"):

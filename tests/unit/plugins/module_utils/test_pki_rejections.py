@@ -377,18 +377,48 @@ def test_serial_number_outside_printable_string(open_ca_dir: str) -> None:
     refused(open_ca_dir, SignSpec(csr=csr, profile="client"), "serialNumber .* only PrintableString characters")
 
 
+# The longest e-mail address the policy accepts: a 64-character local part, 254 in all.
+LONGEST_EMAIL = "e" * 64 + "@" + ".".join(["d" * 61] * 3) + ".com"
+
+
 def test_subject_at_the_upper_bounds_is_signed(open_ca_dir: str) -> None:
+    assert len(LONGEST_EMAIL) == 254
     attributes = [
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "o" * 64),
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "u" * 64),
         x509.NameAttribute(NameOID.LOCALITY_NAME, "l" * 128),
         x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "s" * 128),
         x509.NameAttribute(NameOID.SERIAL_NUMBER, "1" * 64),
-        unchecked_attribute(NameOID.EMAIL_ADDRESS, "e" * 243 + "@example.com"),
+        x509.NameAttribute(NameOID.EMAIL_ADDRESS, LONGEST_EMAIL),
         x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
     ]
-    spec = SignSpec(csr=make_csr("c" * 64, dns=[], extra_subject=attributes), profile="client")
-    assert CertificateAuthority.open(open_ca_dir).sign([spec])[0].certificate
+    csr = make_csr("c" * 64, dns=[], emails=[LONGEST_EMAIL], extra_subject=attributes)
+    assert CertificateAuthority.open(open_ca_dir).sign([SignSpec(csr=csr, profile="client")])[0].certificate
+
+
+def test_subject_email_address_that_is_not_a_subject_alternative_name(open_ca_dir: str) -> None:
+    """Before: signed, and pkilint found pkix.subject_email_address_not_in_san (ERROR) in the certificate."""
+    subject = [x509.NameAttribute(NameOID.EMAIL_ADDRESS, "jane@example.com")]
+    for emails in ([], ["john@example.com"]):
+        csr = make_csr("Jane", dns=[], emails=emails, extra_subject=subject)
+        message = "the subject's emailAddress 'jane@example.com' must also be one of the CSR's e-mail subject"
+        refused(open_ca_dir, SignSpec(csr=csr, profile="client"), message)
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("e" * 65 + "@example.com", "the local part must be an RFC 5321 dot-atom"),
+        ("e" * 243 + "@example.com", "at most 254 characters"),
+        ("jane..doe@example.com", "the local part must be an RFC 5321 dot-atom"),
+        ("jane@" + "d" * 64 + ".com", "its domain is not valid"),
+        ("jane", "is not a valid e-mail address"),
+    ],
+)
+def test_subject_email_address_that_is_no_mailbox(open_ca_dir: str, address: str, message: str) -> None:
+    """Before: any IA5 text of up to 255 characters went into the subject's emailAddress."""
+    csr = make_csr("Jane", dns=[], extra_subject=[unchecked_attribute(NameOID.EMAIL_ADDRESS, address)])
+    refused(open_ca_dir, SignSpec(csr=csr, profile="client"), message)
 
 
 @pytest.mark.parametrize(
@@ -427,6 +457,6 @@ def test_csr_with_a_duplicated_extension(ca_dir: str) -> None:
 def test_csr_with_a_duplicated_extension_in_a_batch(ca_dir: str) -> None:
     specs = [SignSpec(csr=make_csr(), name="good"), SignSpec(csr=csr_with_duplicate_extension(), name="dup")]
     before = snapshot(ca_dir)
-    with pytest.raises(PkiError, match="request dup: the CSR carries the extension 2.5.29.17 more than once"):
+    with pytest.raises(PkiError, match=r"request dup: the CSR carries the extension 2\.5\.29\.17 more than once"):
         CertificateAuthority.open(ca_dir).sign(specs)
     assert snapshot(ca_dir) == before
