@@ -53,10 +53,15 @@ REQUIRED = (
     "PORTAL_BROWSER_ROOT_CA",
 )
 ROOT = Path(__file__).resolve().parents[2]
+# A new person for every run: the portal enrols a subject at once only while
+# nobody holds it (enrol_new_subjects); after one run Alice has an account, and
+# a second enrolment in her name waits for another approver, as it must.
+ALICE_CN = f"Alice Example {secrets.token_hex(4)}"
+ALICE_DN = f"CN={ALICE_CN},O=SecureStack"
 ALICE = x509.Name(
     [
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SecureStack"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "Alice Example"),
+        x509.NameAttribute(NameOID.COMMON_NAME, ALICE_CN),
     ]
 )
 TIMEOUT_MS = 60_000
@@ -135,7 +140,7 @@ def enrol_alice(admin, settings: dict, tmp_path: Path) -> tuple[Path, str, x509.
     passphrase = secrets.token_urlsafe(18)
     page = open_page(admin, f"{settings['url']}/requests/new")
     page.select_option("select[name=key_type]", "ecdsa-p256")
-    page.fill("input[name=common_name]", "Alice Example")
+    page.fill("input[name=common_name]", ALICE_CN)
     page.fill("input[name=organization]", "SecureStack")
     page.fill("input[name=passphrase]", passphrase)
     page.fill("input[name=confirm]", passphrase)
@@ -177,7 +182,7 @@ def save_inventory(admin, settings: dict, serial: str) -> Path:
     page = open_page(admin, f"{settings['url']}/certificates")
     inventory = page.locator("table.inventory").inner_text()
     assert serial[:16] in inventory
-    assert "CN=Alice Example,O=SecureStack" in inventory
+    assert ALICE_DN in inventory
     screenshot = settings["artifacts"] / "portal-inventory.png"
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
@@ -196,7 +201,7 @@ def test_enrol_request_approve_download(browser, settings: dict, tmp_path: Path)
     #    certificate for a key of her own (made here, never sent).
     alice = context_for(browser, settings, str(alice_p12), alice_passphrase)
     page = open_page(alice, f"{settings['url']}/")
-    assert "CN=Alice Example,O=SecureStack" in signed_in_as(page)
+    assert ALICE_DN in signed_in_as(page)
     laptop_key = ec.generate_private_key(ec.SECP256R1())
     csr = x509.CertificateSigningRequestBuilder().subject_name(ALICE).sign(laptop_key, hashes.SHA256())
     request_id = submit_csr(alice, settings, csr.public_bytes(serialization.Encoding.PEM).decode())
